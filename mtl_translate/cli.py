@@ -1,0 +1,127 @@
+"""`mtl-translate {train,evaluate,translate,build-data,push}`: thin wrappers over the package."""
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+
+def comma_list(text: str) -> list[str]:
+    return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def cmd_train(args, extra: list[str]) -> None:
+    from .configs import load_recipe
+    from .train import run
+
+    run(load_recipe(args.recipe, extra))
+
+
+def cmd_evaluate(args, _) -> None:
+    from .data.loading import load_multitarget_dataset
+    from .evaluation import evaluate_translator, format_results
+    from .translate import Translator
+
+    translator = Translator.from_pretrained(args.model, device=args.device)
+    source = translator.model.config.source_lang
+    langs = translator.check_languages(args.langs)
+    rows = load_multitarget_dataset(args.data, source, langs, split=args.split, dataset_config=args.dataset_config)
+    rows = rows.select(range(min(args.max_samples or len(rows), len(rows))))["translation"]
+    results = evaluate_translator(translator, rows, source, langs, batch_size=args.batch_size, show_progress=True,
+                                  num_beams=args.num_beams)
+    results.update(split=args.split, dataset=args.data)
+    print(format_results(results))
+    if args.output:
+        Path(args.output).write_text(json.dumps(results, indent=2, ensure_ascii=False))
+
+
+def cmd_translate(args, _) -> None:
+    from .translate import Translator, write_jsonl
+
+    translator = Translator.from_pretrained(args.model, device=args.device)
+    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
+    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+    with source, sink:
+        records = translator.translate_stream(source, args.langs, batch_size=args.batch_size, num_beams=args.num_beams,
+                                              max_new_tokens=args.max_new_tokens, show_progress=args.output is not None)
+        write_jsonl(records, sink)
+
+
+def cmd_build_data(args, _) -> None:
+    from .data.gettext import build_gettext_corpus
+
+    stats = build_gettext_corpus(args.langs, args.out, roots=args.roots, test_domains=args.test_domains,
+                                 max_source_words=args.max_source_words, seed=args.seed)
+    print(json.dumps({k: stats[k] for k in ("rows", "coverage", "test_domains")}, indent=2, ensure_ascii=False))
+
+
+def cmd_push(args, _) -> None:
+    from .hub import push_to_hub
+
+    print(push_to_hub(args.model, args.repo_id, private=args.private, token=args.token))
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="mtl-translate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("train", help="train from a YAML recipe; any recipe key can be overridden with --key value")
+    p.add_argument("recipe")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("evaluate", help="BLEU and chrF per language on a dataset split")
+    p.add_argument("--model", required=True, help="trained model folder or Hub repo id")
+    p.add_argument("--data", required=True, help="local file/folder or Hub dataset id")
+    p.add_argument("--split", default="test")
+    p.add_argument("--dataset-config", default=None)
+    p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
+    p.add_argument("--output", default=None, help="write the results as JSON here")
+    p.add_argument("--max-samples", type=int, default=None)
+    p.set_defaults(func=cmd_evaluate)
+
+    p = sub.add_parser("translate", help="one sentence per input line -> one JSON object per line")
+    p.add_argument("--model", required=True)
+    p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
+    p.add_argument("--input", default=None, help="default: stdin")
+    p.add_argument("--output", default=None, help="default: stdout")
+    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.set_defaults(func=cmd_translate)
+    for name in ("evaluate", "translate"):
+        p = sub.choices[name]
+        p.add_argument("--batch-size", type=int, default=32)
+        p.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
+        p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+
+    p = sub.add_parser("build-data", help="build a multi-target corpus")
+    kinds = p.add_subparsers(dest="kind", required=True)
+    g = kinds.add_parser("gettext", help="from gettext catalogs (.mo/.po): /usr/share/locale and pycountry's")
+    g.add_argument("--langs", type=comma_list, required=True, help="e.g. de,fr,es,ru")
+    g.add_argument("--out", required=True)
+    g.add_argument("--roots", nargs="+", default=None, help="locale roots holding <lang>/LC_MESSAGES/*.mo")
+    g.add_argument("--test-domains", type=comma_list, default=None, help="catalogs held out for test")
+    g.add_argument("--max-source-words", type=int, default=None)
+    g.add_argument("--seed", type=int, default=0)
+    g.set_defaults(func=cmd_build_data)
+
+    p = sub.add_parser("push", help="upload a trained model folder with its model card to the Hub")
+    p.add_argument("--model", required=True)
+    p.add_argument("--repo-id", required=True)
+    p.add_argument("--private", action="store_true")
+    p.add_argument("--token", default=None, help="default: HF_TOKEN or the stored login")
+    p.set_defaults(func=cmd_push)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = build_parser()
+    args, extra = parser.parse_known_args(argv)
+    if extra and args.command != "train":
+        parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    try:
+        args.func(args, extra)
+    except (ValueError, FileNotFoundError) as err:
+        sys.exit(f"mtl-translate {args.command}: error: {err}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""Configuration of a multi-target translation model: one shared encoder, one decoder head per language."""
+
+from transformers import AutoConfig, PretrainedConfig
+from transformers.configuration_utils import SubConfigSpec
+
+
+class MTLConfig(PretrainedConfig):
+    """Holds the encoder's own config (any `AutoConfig`) plus the shape of the decoder heads.
+
+    All heads share one architecture (layers, width, heads, ffn) so that they can later be run as one stacked
+    computation; only their vocabularies differ (`target_vocab_sizes`, one SentencePiece model per language).
+    """
+
+    model_type = "mtl_translation"
+    sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
+
+    encoder: PretrainedConfig | dict | None = None
+    encoder_name_or_path: str | None = None
+    source_lang: str = "en"
+    languages: list[str] | None = None
+    target_vocab_sizes: dict[str, int] | None = None
+    decoder_layers: int = 3
+    decoder_hidden_size: int = 256
+    decoder_attention_heads: int = 4
+    decoder_ffn_dim: int = 1024
+    decoder_dropout: float = 0.1
+    max_target_positions: int = 128
+    label_smoothing: float = 0.1
+    sharing: str = "hard"
+    loss_weighting: str = "static"
+    loss_weights: dict[str, float] | None = None
+    target_pad_token_id: int = 0
+    target_unk_token_id: int = 1
+    target_bos_token_id: int = 2
+    target_eos_token_id: int = 3
+    is_encoder_decoder: bool = True
+
+    def __post_init__(self, **kwargs):
+        super().__post_init__(**kwargs)
+        self.languages = list(self.languages or [])
+        self.target_vocab_sizes = dict(self.target_vocab_sizes or {})
+        missing = [lang for lang in self.languages if lang not in self.target_vocab_sizes]
+        if missing:
+            raise ValueError(f"MTLConfig: no target_vocab_sizes entry for language(s) {missing}.")
+        self.loss_weights = {lang: float((self.loss_weights or {}).get(lang, 1.0)) for lang in self.languages}
+        if self.decoder_hidden_size % self.decoder_attention_heads:
+            raise ValueError(
+                f"decoder_hidden_size={self.decoder_hidden_size} must be divisible by "
+                f"decoder_attention_heads={self.decoder_attention_heads}."
+            )

@@ -1,0 +1,247 @@
+"""Multi-target parallel corpus from gettext catalogs (software localisation strings).
+
+Every ``<root>/<lang>/LC_MESSAGES/<domain>.mo|.po`` maps English msgids to one
+language, so reading the same domain for several languages and joining on the
+msgid yields one English sentence with many targets -- exactly the shape a
+multi-target model trains on. Coverage is naturally sparse (not every catalog
+exists in every language), so missing targets are ``null``.
+
+The test split holds out whole catalogs (domains): test BLEU then measures
+unseen software text rather than strings memorised from another catalog.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import random
+import re
+from collections import Counter, defaultdict
+from pathlib import Path
+from typing import Sequence
+
+import polib
+
+logger = logging.getLogger(__name__)
+
+# printf (%s, %1$d, %-5.2lf, %%), python (%(name)s) and brace ({0}, {name}) placeholders.
+_PLACEHOLDER = re.compile(
+    r"%(?:\d+\$)?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGaAcspnm%]"
+    r"|%\([^)]*\)[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]"
+    r"|\{[^{}]*\}"
+)
+_WORD_WITH_UNDERSCORE = re.compile(r"(\S*)_([^\W\d_]\S*)")
+_CJK_MNEMONIC = re.compile(r"\s*\(_[^\W\d_]\)")  # "開く(_O)"
+_MNEMONIC = re.compile(r"_(?=[^\W\d_])")
+
+
+def default_roots() -> list[Path]:
+    """System locale dir plus the iso-codes catalogs pycountry ships (country/language names)."""
+    import pycountry
+
+    candidates = [Path("/usr/share/locale"), Path(pycountry.__file__).parent / "locales"]
+    return [root for root in candidates if root.is_dir()]
+
+
+def normalise_domain(name: str) -> str:
+    """``iso_3166-1`` (Debian) and ``iso3166-1`` (pycountry) are one catalog: drop ``_``/``-``."""
+    return re.sub(r"[-_]", "", name).lower()
+
+
+def is_mnemonic_label(text: str) -> bool:
+    """True when the single ``_`` in ``text`` is a GTK access-key marker, not part of an identifier.
+
+    A marker starts a word (``_Open``, ``Save _As``) or sits inside a capitalised
+    word (``C_ollate``, ``Fo_lder``); ``user_name``, ``MERGE_HEAD`` and ``__init__`` are identifiers.
+    """
+    match = _WORD_WITH_UNDERSCORE.search(text)
+    if text.count("_") != 1 or match is None:
+        return False
+    before, after = match.groups()
+    if not before or not before[-1].isalnum():
+        return True
+    word = before + after
+    return word[0].isupper() and not any(c.isupper() for c in word[1:])
+
+
+def strip_mnemonic(text: str) -> str:
+    """Drop one access-key marker; translations put it anywhere (``Ö_ffnen``, ``開く(_O)``)."""
+    return _MNEMONIC.sub("", _CJK_MNEMONIC.sub("", text), count=1)
+
+
+def _clean(text: str) -> str:
+    """One line per sentence: the model and the CLI work on single lines."""
+    return " ".join(text.split())
+
+
+def _teaches_nothing(text: str) -> bool:
+    """Placeholders, punctuation and digits only (``%s: %s``, ``{0}``, ``...``)."""
+    return not any(c.isalpha() for c in _PLACEHOLDER.sub("", text))
+
+
+def _pairs(entry) -> list[tuple[str, str]]:
+    """(msgid, translation) pairs of one entry.
+
+    Plurals give two pairs: ``msgid`` with form 0 and ``msgid_plural`` with form 1,
+    the first non-singular form (for languages with more forms, e.g. Russian
+    "few", that is the best single match for an English plural).
+    """
+    if entry.msgid_plural:
+        forms = entry.msgstr_plural
+        return [(entry.msgid, forms.get(0, "")), (entry.msgid_plural, forms.get(1, ""))]
+    return [(entry.msgid, entry.msgstr)]
+
+
+def _read_catalog(path: Path):
+    """Parse a catalog; a file polib cannot read is an error naming it, never silently skipped."""
+    try:
+        return (polib.pofile if path.suffix == ".po" else polib.mofile)(str(path))
+    except Exception as err:  # polib raises OSError, ValueError, UnicodeDecodeError, ...
+        raise ValueError(f"cannot read gettext catalog {path}: {err}") from err
+
+
+def _catalogs(root: Path, lang: str) -> list[tuple[str, Path]]:
+    """(domain, path) for one language dir; symlinked aliases (iso_3166.mo) resolve to their target's name."""
+    directory = root / lang / "LC_MESSAGES"
+    files = sorted(directory.glob("*.mo")) + sorted(directory.glob("*.po")) if directory.is_dir() else []
+    return [(normalise_domain(f.resolve().stem), f.resolve()) for f in files]
+
+
+def _available_langs(roots: Sequence[Path]) -> list[str]:
+    return sorted({d.parent.name for r in roots for d in r.glob("*/LC_MESSAGES") if any(d.glob("*.[mp]o"))})
+
+
+def _pick_test_domains(strings_of: dict[str, set[str]], n_rows: int, fraction: float, seed: int) -> list[str]:
+    """Seeded shuffle of domains, taken until the rows they alone cover reach ``fraction``.
+
+    A domain larger than twice the target is skipped so one huge catalog never is the whole test set.
+    """
+    target = fraction * n_rows
+    order = sorted(strings_of)
+    random.Random(seed).shuffle(order)
+    other_domains = Counter(s for strings in strings_of.values() for s in strings)
+    chosen, test_rows = [], 0
+    for domain in order:
+        if test_rows >= target:
+            break
+        if len(strings_of[domain]) > 2 * target:
+            continue
+        chosen.append(domain)
+        for string in strings_of[domain]:
+            other_domains[string] -= 1
+            test_rows += other_domains[string] == 0
+    if not chosen:
+        logger.warning("no domain fits test_fraction=%s of %d rows: the test split is empty", fraction, n_rows)
+    return sorted(chosen)
+
+
+def build_gettext_corpus(
+    langs: Sequence[str],
+    out_dir: str | os.PathLike,
+    roots: Sequence[str | os.PathLike] | None = None,
+    source_lang: str = "en",
+    test_domains: Sequence[str] | None = None,
+    test_fraction: float = 0.1,
+    validation_fraction: float = 0.05,
+    max_source_words: int | None = None,
+    seed: int = 0,
+) -> dict:
+    """Write ``train/validation/test.jsonl`` and ``stats.json`` to ``out_dir``; return the stats.
+
+    One row per distinct (whitespace-collapsed, mnemonic-stripped) English string:
+    ``{"translation": {source_lang: ..., lang: str | None, ...}, "domain": d}`` where
+    ``d`` is the alphabetically first domain the string occurs in. When catalogs
+    disagree, the most frequent translation wins (ties: alphabetically first domain).
+    A string is in test only if every domain it occurs in is a test domain.
+    ``stats["domains"]`` counts the distinct strings each domain contributes.
+    """
+    langs = list(dict.fromkeys(langs))
+    if source_lang in langs:
+        raise ValueError(f"source language {source_lang!r} cannot also be a target language")
+    roots = [Path(r) for r in (default_roots() if roots is None else roots)]
+    root_names = ", ".join(map(str, roots)) or "(none)"
+    # votes[english][lang][translation] = [count, first domain]
+    votes: dict[str, dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(dict))
+    strings_of: dict[str, set[str]] = defaultdict(set)
+
+    for lang in langs:
+        catalogs = sorted({c for root in roots for c in _catalogs(root, lang)})
+        if not catalogs:
+            raise ValueError(
+                f"no gettext catalogs for language {lang!r} under {root_names}; "
+                f"available: {', '.join(_available_langs(roots)) or 'none'} (use --roots to add locale dirs)"
+            )
+        for domain, path in catalogs:
+            for entry in _read_catalog(path):
+                if entry.obsolete or "fuzzy" in entry.flags:
+                    continue
+                for msgid, msgstr in _pairs(entry):
+                    source, target = _clean(msgid), _clean(msgstr)
+                    if is_mnemonic_label(source):
+                        source, target = strip_mnemonic(source), strip_mnemonic(target)
+                    if not source or not target or _teaches_nothing(source):
+                        continue
+                    if max_source_words is not None and len(source.split()) > max_source_words:
+                        continue
+                    vote = votes[source][lang].setdefault(target, [0, domain])
+                    vote[0] += 1
+                    vote[1] = min(vote[1], domain)
+                    strings_of[domain].add(source)
+
+    if not votes:
+        raise ValueError(
+            f"no usable translations for {langs} under {root_names} "
+            f"(max_source_words={max_source_words}); check the languages and --roots"
+        )
+
+    if test_domains is None:
+        test_set = set(_pick_test_domains(strings_of, len(votes), test_fraction, seed))
+    else:
+        test_set = {normalise_domain(d) for d in test_domains}
+        unknown = sorted(test_set - strings_of.keys())
+        if unknown:
+            raise ValueError(
+                f"unknown test domain(s) {unknown} for {langs}; available: {', '.join(sorted(strings_of))}"
+            )
+
+    domains_of: dict[str, set[str]] = defaultdict(set)
+    for domain, strings in strings_of.items():
+        for string in strings:
+            domains_of[string].add(domain)
+    test = sorted(s for s in votes if domains_of[s] <= test_set)
+    rest = sorted(s for s in votes if not domains_of[s] <= test_set)
+    validation = set(random.Random(seed).sample(rest, round(validation_fraction * len(rest))))
+    splits = {
+        "train": [s for s in rest if s not in validation],
+        "validation": [s for s in rest if s in validation],
+        "test": test,
+    }
+
+    def row(source: str) -> dict:
+        chosen = {
+            lang: min(cands, key=lambda t: (-cands[t][0], cands[t][1], t)) if (cands := votes[source].get(lang)) else None
+            for lang in langs
+        }
+        return {"translation": {source_lang: source, **chosen}, "domain": min(domains_of[source])}
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    coverage = {}
+    for split, strings in splits.items():
+        rows = [row(s) for s in strings]
+        coverage[split] = {lang: sum(r["translation"][lang] is not None for r in rows) for lang in langs}
+        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as f:
+            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+
+    stats = {
+        "source_lang": source_lang,
+        "langs": langs,
+        "roots": [str(r) for r in roots],
+        "test_domains": sorted(test_set),
+        "rows": {split: len(strings) for split, strings in splits.items()},
+        "coverage": coverage,
+        "domains": {d: len(strings_of[d]) for d in sorted(strings_of)},
+    }
+    (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    return stats

@@ -1,0 +1,287 @@
+"""Load a multi-target translation dataset and normalise it to the `translation` convention.
+
+Every split comes out with exactly one column, `translation`: a dict holding the source
+language and every requested target, each a stripped `str` or `None` (= missing; targets are
+sparse). Bad input fails early with a `ValueError` that names the file, the row and the field,
+because a typo in a language code or one broken line would otherwise surface as an opaque
+pyarrow traceback, or worse as a silently empty language, hours into training.
+
+Row numbers in messages are 1-based: the line number for JSON-lines files (blank lines are
+skipped by the loader, so the row index is not the line), the row number otherwise.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+import os
+from collections.abc import Mapping, Sequence
+
+import datasets
+
+logger = logging.getLogger(__name__)
+
+BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
+SUFFIXES = "/".join(BUILDERS)
+
+
+def load_multitarget_dataset(
+    dataset_name: str,
+    source_lang: str,
+    target_langs: Sequence[str],
+    split: str | None = None,
+    dataset_config: str | None = None,
+    column_mapping: Mapping[str, str] | None = None,
+) -> datasets.Dataset | datasets.DatasetDict:
+    """Load `dataset_name` (a local file, a directory of `<split>.<ext>` files, or a Hub id).
+
+    Returns the Dataset of `split`, or a DatasetDict of every split found when `split` is None.
+    Rows with none of the requested targets are useless for training: they are dropped and the
+    count is logged at INFO. `column_mapping` is `{lang: column}` for flat layouts (languages not
+    in it default to a column named after the code) or `{"translation": column}` when the
+    translation dict lives in another column. `dataset_config` only applies to Hub datasets.
+    """
+    targets = list(dict.fromkeys(target_langs))
+    if not targets:
+        raise ValueError("target_langs is empty; pass at least one target language code")
+    if source_lang in targets:
+        raise ValueError(f"source language {source_lang!r} is also in target_langs; remove it from the targets")
+    langs = [source_lang, *targets]
+    mapping = dict(column_mapping or {})
+    unknown = [k for k in mapping if k != "translation" and k not in langs]
+    if unknown:
+        raise ValueError(f"column_mapping keys {unknown} are neither 'translation' nor a requested language {langs}")
+    if "translation" in mapping and len(mapping) > 1:
+        raise ValueError("column_mapping is either {'translation': column} or {lang: column, ...}, not both")
+
+    out = {}
+    for name, (ds, where, path) in _load_raw(dataset_name, split, dataset_config).items():
+        out[name] = _normalise(ds, where, path, langs, mapping)
+    return out[split] if split is not None else datasets.DatasetDict(out)
+
+
+def language_coverage(ds: datasets.Dataset, langs: Sequence[str]) -> dict[str, int]:
+    """Rows with a non-missing value per language (arrow null counts: no Python loop)."""
+    table = ds.select_columns(["translation"]).with_format("arrow")[:].flatten()
+    cols = set(table.column_names)
+    return {
+        lang: len(table) - table.column(f"translation.{lang}").null_count if f"translation.{lang}" in cols else 0
+        for lang in langs
+    }
+
+
+# ---------------------------------------------------------------------------------- loading
+
+
+def _load_raw(name: str, split: str | None, config: str | None) -> dict[str, tuple]:
+    """Map split -> (raw Dataset, where-label for messages, local path or None)."""
+    path = os.path.expanduser(name)
+    if os.path.isdir(path):
+        files = _split_files(path)
+        if split is not None:
+            if split not in files:
+                raise ValueError(f"{name}: no file for split {split!r}; found splits {sorted(files)}")
+            files = {split: files[split]}
+        return {s: (_load_file(f, s), f, f) for s, f in files.items()}
+    if os.path.isfile(path):
+        return {split or "train": (_load_file(path, split or "train"), name, path)}
+    if os.path.splitext(path)[1].lower() in BUILDERS or name.startswith((".", "/", "~")):
+        raise ValueError(
+            f"{name}: no such file or directory; expected a local {SUFFIXES} file, "
+            "a directory of split files (train.jsonl, validation.jsonl, ...), or a Hub dataset id"
+        )
+    return _load_hub(name, split, config)
+
+
+def _split_files(directory: str) -> dict[str, str]:
+    """`<split>.<ext>` files in a directory: the file stem is the split name."""
+    files: dict[str, str] = {}
+    for entry in sorted(os.listdir(directory)):
+        stem, ext = os.path.splitext(entry)
+        full = os.path.join(directory, entry)
+        if ext.lower() not in BUILDERS or entry.startswith(".") or not os.path.isfile(full):
+            continue
+        if stem in files:
+            raise ValueError(f"{directory}: two files for split {stem!r} ({files[stem]}, {full}); keep one")
+        files[stem] = full
+    if not files:
+        raise ValueError(
+            f"{directory}: no split files found; looked for <split>{{{SUFFIXES.replace('/', ',')}}} "
+            "such as train.jsonl, validation.jsonl, test.jsonl"
+        )
+    return files
+
+
+def _load_file(path: str, split: str) -> datasets.Dataset:
+    """Load one local file as one split, checking encoding/JSON ourselves for precise errors."""
+    ext = os.path.splitext(path)[1].lower()
+    builder, kwargs = BUILDERS[ext], {}
+    if builder != "parquet":
+        text = _read_utf8(path)
+        if not text.strip():
+            raise ValueError(f"{path}: file is empty; it needs at least one row")
+    if builder == "csv":
+        # Read every column as text: "NA", "null", "1984" are sentences too, not NaN or ints.
+        delimiter = "\t" if ext == ".tsv" else ","
+        header = next(csv.reader([text.lstrip("\ufeff").splitlines()[0]], delimiter=delimiter))
+        features = datasets.Features({col: datasets.Value("string") for col in header})
+        kwargs = dict(delimiter=delimiter, keep_default_na=False, features=features)
+        if ext == ".tsv":
+            kwargs["quoting"] = csv.QUOTE_NONE  # MT corpora hold bare quotes; TSV has no quoting
+    try:
+        return datasets.load_dataset(builder, data_files={split: path}, split=split, **kwargs)
+    except Exception as err:  # datasets/pyarrow errors are opaque: point at the line instead
+        problem = _find_json_error(path, text) if builder == "json" else None
+        raise ValueError(problem or f"{path}: could not be loaded as {ext[1:]}: {err}") from err
+
+
+def _load_hub(name: str, split: str | None, config: str | None) -> dict[str, tuple]:
+    label = name + (f" ({config})" if config else "")
+    try:
+        loaded = datasets.load_dataset(name, config, split=split)
+    except Exception as err:
+        raise ValueError(
+            f"could not load Hub dataset {label!r} (split {split!r}): {err}. "
+            f"There is no local file or directory named {name!r} either; check the id, config and split."
+        ) from err
+    if isinstance(loaded, datasets.Dataset):
+        return {split or "train": (loaded, f"{label} split {split or 'train'!r}", None)}
+    if not isinstance(loaded, datasets.DatasetDict):
+        raise ValueError(f"{label}: got {type(loaded).__name__}; streaming datasets are not supported")
+    return {s: (ds, f"{label} split {s!r}", None) for s, ds in loaded.items()}
+
+
+def _read_utf8(path: str) -> str:
+    """Decode the whole file once: cheap, and the only way to name the bad line."""
+    with open(path, "rb") as f:
+        raw = f.read()
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        line = raw[: err.start].count(b"\n") + 1
+        raise ValueError(
+            f"{path}: line {line} is not valid UTF-8 (byte {raw[err.start]:#04x}); "
+            "re-encode the file as UTF-8 (e.g. iconv -f latin1 -t utf-8)"
+        ) from None
+
+
+def _is_json_lines(path: str, text: str) -> bool:
+    return path.lower().endswith(".jsonl") or not text.lstrip().startswith("[")
+
+
+def _find_json_error(path: str, text: str) -> str | None:
+    """Only called after a load failure, so the happy path never parses the JSON twice."""
+    if not _is_json_lines(path, text):
+        try:
+            json.loads(text)
+        except json.JSONDecodeError as err:
+            return f"{path}: line {err.lineno} is not valid JSON ({err.msg}); fix that line"
+        return None
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            try:
+                json.loads(line)
+            except json.JSONDecodeError as err:
+                return f"{path}: line {number} is not valid JSON ({err.msg}); fix or remove that line"
+    return None
+
+
+# ------------------------------------------------------------------------------ normalising
+
+
+def _normalise(ds: datasets.Dataset, where: str, path: str | None, langs: list[str], mapping: dict):
+    """Validate every row and rebuild the split as a single `translation` struct column."""
+    source, targets = langs[0], langs[1:]
+    columns = ds.column_names
+    dict_col = mapping.get("translation", "translation" if "translation" in columns and not mapping else None)
+
+    if dict_col is not None:  # layout: {"translation": {"en": ..., "de": ...}}
+        if dict_col not in columns:
+            raise ValueError(f"{where}: no column {dict_col!r} (columns: {', '.join(columns)}); fix column_mapping")
+        rows = ds.select_columns([dict_col])[:][dict_col]  # one slice: iterating a Column is ~50x slower
+        for i, row in enumerate(rows):
+            if row is not None and not isinstance(row, dict):
+                raise ValueError(
+                    f"{_row(where, path, i)}: field {dict_col} is a {type(row).__name__}, "
+                    f"expected an object like {{{source!r}: ..., {targets[0]!r}: ...}}"
+                )
+        rows = [row or {} for row in rows]
+        present = set().union(*(r for r in rows if r)) if rows else set()
+        _check_languages(where, langs, {lang for lang in langs if lang in present}, sorted(present), "translation keys")
+        fields = {lang: f"{dict_col}.{lang}" for lang in langs}
+    else:  # flat layout: one column per language
+        cols = {lang: mapping.get(lang, lang) for lang in langs}
+        if not mapping and not any(c in columns for c in cols.values()):
+            raise ValueError(
+                f"{where}: no 'translation' column and no column named after a requested language "
+                f"(columns: {', '.join(columns)}); pass column_mapping={{'translation': <column>}} "
+                f"or {{{source!r}: <column>, ...}}"
+            )
+        for lang, col in mapping.items():
+            if col not in columns:
+                raise ValueError(
+                    f"{where}: column_mapping maps {lang!r} to column {col!r}, which does not exist "
+                    f"(columns: {', '.join(columns)})"
+                )
+        _check_languages(where, langs, {lang for lang, c in cols.items() if c in columns}, columns, "columns")
+        data = ds.select_columns(list(dict.fromkeys(cols.values())))[:]
+        rows = [dict(zip(langs, values)) for values in zip(*(data[cols[lang]] for lang in langs))]
+        fields = cols
+
+    out, dropped = [], 0
+    for i, row in enumerate(rows):
+        clean = {lang: _text(row.get(lang), where, path, i, fields[lang]) for lang in langs}
+        if clean[source] is None:
+            raise ValueError(
+                f"{_row(where, path, i)} has no source text in field {fields[source]}; "
+                f"every row needs a non-empty {source!r} string (fix or remove that row)"
+            )
+        if all(clean[t] is None for t in targets):
+            dropped += 1
+        else:
+            out.append(clean)
+    if dropped:
+        logger.info("%s: dropped %d of %d rows that have none of the targets %s", where, dropped, len(rows), targets)
+    if not out:
+        raise ValueError(
+            f"{where}: no row has any of the target languages {targets} ({len(rows)} rows read); "
+            "check target_langs or the data"
+        )
+    features = datasets.Features({"translation": {lang: datasets.Value("string") for lang in langs}})
+    return datasets.Dataset.from_dict({"translation": out}, features=features)
+
+
+def _check_languages(where: str, langs: list[str], found: set, available, kind: str) -> None:
+    missing = [lang for lang in langs if lang not in found]
+    if missing:
+        raise ValueError(
+            f"{where}: language {', '.join(map(repr, missing))} appears in no row "
+            f"({kind} found: {', '.join(map(str, available)) or 'none'}); "
+            "check the language code, or map it with column_mapping"
+        )
+
+
+def _text(value, where: str, path: str | None, i: int, field: str) -> str | None:
+    """Strip a value; None/empty/whitespace-only means missing. Non-strings are an error."""
+    if value is None:
+        return None
+    if not isinstance(value, str):
+        raise ValueError(
+            f"{_row(where, path, i)}: field {field} is a {type(value).__name__} ({str(value)[:40]!r}), "
+            "not a string; translations must be text (quote it, or fix that row)"
+        )
+    return value.strip() or None
+
+
+def _row(where: str, path: str | None, index: int) -> str:
+    """'file: line N' for JSON lines (mapping past skipped blank lines), else 'where: row N'."""
+    if path and BUILDERS.get(os.path.splitext(path)[1].lower()) == "json":
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        if _is_json_lines(path, text):
+            numbers = (n for n, line in enumerate(text.splitlines(), 1) if line.strip())
+            for _ in range(index):
+                next(numbers)
+            return f"{where}: line {next(numbers)}"
+    return f"{where}: row {index + 1}"

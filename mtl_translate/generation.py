@@ -1,0 +1,75 @@
+"""Greedy and beam-search decoding for one decoder head, from encoder states computed once for all heads."""
+
+import torch
+
+
+def expand_kv(cross_kv, n: int):
+    """Repeat each sentence's cross-attention keys/values `n` times (one copy per beam)."""
+    return [(k.repeat_interleave(n, dim=0), v.repeat_interleave(n, dim=0)) for k, v in cross_kv]
+
+
+def pad_sequences(seqs: list[list[int]], pad: int) -> torch.Tensor:
+    width = max(1, max(len(s) for s in seqs))
+    return torch.tensor([s + [pad] * (width - len(s)) for s in seqs], dtype=torch.long)
+
+
+@torch.no_grad()
+def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int) -> torch.Tensor:
+    """Returns (B, T) token ids, EOS included, padded with `pad`; stops as soon as every sentence has ended."""
+    batch = cross_mask.shape[0]
+    tokens = torch.full((batch, 1), bos, dtype=torch.long, device=cross_mask.device)
+    caches = [[] for _ in head.layers]
+    done = torch.zeros(batch, dtype=torch.bool, device=cross_mask.device)
+    out = []
+    for step in range(max_new_tokens):
+        logits = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1]  # (B, V)
+        tokens = logits.argmax(dim=-1).masked_fill(done, pad)[:, None]  # (B, 1)
+        out.append(tokens)
+        done |= tokens[:, 0] == eos
+        if done.all():
+            break
+    return torch.cat(out, dim=1)
+
+
+@torch.no_grad()
+def beam_search(
+    head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int, num_beams: int,
+    length_penalty: float = 1.0,
+) -> torch.Tensor:
+    """Beam search with a KV cache; a sentence is done once it has `num_beams` finished hypotheses (HF's
+    `early_stopping=True`). Hypotheses are ranked by sum of log-probs / length ** length_penalty."""
+    batch, k, device = cross_mask.shape[0], num_beams, cross_mask.device
+    cross_kv, cross_mask = expand_kv(cross_kv, k), cross_mask.repeat_interleave(k, dim=0)
+    scores = torch.zeros(batch, k, device=device)
+    scores[:, 1:] = float("-inf")  # all beams start identical: keep only the first at step 0
+    seqs = torch.empty(batch * k, 0, dtype=torch.long, device=device)
+    tokens = torch.full((batch * k, 1), bos, dtype=torch.long, device=device)
+    caches = [[] for _ in head.layers]
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    for step in range(max_new_tokens):
+        logp = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1].float().log_softmax(-1)
+        vocab = logp.shape[-1]
+        cand = (scores.view(-1, 1) + logp).view(batch, k * vocab)
+        top_scores, top_idx = cand.topk(2 * k, dim=1)  # (B, 2K): at most K of them end in EOS
+        beam, tok = top_idx // vocab, top_idx % vocab
+        is_eos = tok == eos
+        for b, j in is_eos[:, :k].nonzero().tolist():  # EOS among the K best: a finished hypothesis
+            if len(finished[b]) < k:
+                hyp = seqs[b * k + beam[b, j]].tolist() + [eos]
+                finished[b].append((top_scores[b, j].item() / len(hyp) ** length_penalty, hyp))
+        keep = (is_eos.long() * 2 * k + torch.arange(2 * k, device=device)).argsort(dim=1)[:, :k]  # best K non-EOS
+        rows = (torch.arange(batch, device=device)[:, None] * k + beam.gather(1, keep)).view(-1)  # (B*K,)
+        tokens = tok.gather(1, keep).view(-1, 1)
+        scores = top_scores.gather(1, keep)
+        seqs = torch.cat([seqs[rows], tokens], dim=1)
+        for cache in caches:
+            cache[:] = [t.index_select(0, rows) for t in cache]
+        if all(len(f) >= k for f in finished):
+            break
+    for b in range(batch):  # sentences that hit max_new_tokens: their live beams compete too
+        if len(finished[b]) < k:
+            for j in range(k):
+                hyp = seqs[b * k + j].tolist()
+                finished[b].append((scores[b, j].item() / max(1, len(hyp)) ** length_penalty, hyp))
+    best = [max(f, key=lambda item: item[0])[1] for f in finished]
+    return pad_sequences(best, pad).to(device)

@@ -1,0 +1,210 @@
+import json
+from pathlib import Path
+
+import polib
+import pytest
+
+from mtl_translate.data.gettext import (
+    build_gettext_corpus,
+    default_roots,
+    is_mnemonic_label,
+    normalise_domain,
+    strip_mnemonic,
+)
+
+HEADER = {"Content-Type": "text/plain; charset=UTF-8", "Plural-Forms": "nplurals=2; plural=(n != 1);"}
+
+
+def write_catalog(root: Path, lang: str, domain: str, entries: list, fmt: str = "po") -> Path:
+    catalog = polib.POFile()
+    catalog.metadata = dict(HEADER)
+    for entry in entries:
+        catalog.append(entry if isinstance(entry, polib.POEntry) else polib.POEntry(msgid=entry[0], msgstr=entry[1]))
+    directory = root / lang / "LC_MESSAGES"
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / f"{domain}.{fmt}"
+    catalog.save(str(path)) if fmt == "po" else catalog.save_as_mofile(str(path))
+    return path
+
+
+@pytest.fixture
+def root(tmp_path: Path) -> Path:
+    root = tmp_path / "locale"
+    write_catalog(root, "de", "app", [
+        ("Open file", "Datei öffnen"),
+        ("_Save As", "Speichern _unter"),
+        ("Untranslated", ""),
+        polib.POEntry(msgid="Fuzzy thing", msgstr="Unscharf", flags=["fuzzy"]),
+        polib.POEntry(msgid="Gone", msgstr="Weg", obsolete=True),
+        ("%s: %s", "%s: %s"),
+        ("{0}", "{0}"),
+        ("...", "..."),
+        polib.POEntry(msgid="One file", msgid_plural="%d files", msgstr_plural={0: "Eine Datei", 1: "%d Dateien"}),
+        ("Shared", "Geteilt"),
+        ("Tie", "Zeta"),
+    ])
+    write_catalog(root, "de", "lib", [
+        ("Shared", "Gemeinsam"),
+        ("Tie", "Alpha"),
+        ("Library error", "Bibliotheksfehler"),
+    ], fmt="mo")
+    write_catalog(root, "de", "tool", [("Shared", "Geteilt"), ("Hidden\n  gem", "Verstecktes Juwel")], fmt="mo")
+    write_catalog(root, "fr", "app", [("Open file", "Ouvrir le fichier"), ("Line one\n  line two", "Ligne un\nligne deux")])
+    write_catalog(root, "fr", "lib", [
+        ("Library error", "Erreur de bibliothèque"),
+        ("user_name is invalid", "user_name est invalide"),
+    ], fmt="mo")
+    return root
+
+
+def read_split(out: Path, split: str) -> list[dict]:
+    return [json.loads(line) for line in (out / f"{split}.jsonl").read_text(encoding="utf-8").splitlines()]
+
+
+def by_source(out: Path) -> dict[str, dict]:
+    return {r["translation"]["en"]: r for split in ("train", "validation", "test") for r in read_split(out, split)}
+
+
+def build(root, out, **kw):
+    kw = {"test_domains": ["tool"], "validation_fraction": 0.0, **kw}
+    return build_gettext_corpus(["de", "fr"], out, roots=[root], **kw)
+
+
+def test_rows_keep_translations_and_drop_noise(root, tmp_path):
+    build(root, tmp_path / "out")
+    rows = by_source(tmp_path / "out")
+    assert set(rows) == {
+        "Open file", "Save As", "One file", "%d files", "Shared", "Tie", "Library error",
+        "Hidden gem", "Line one line two", "user_name is invalid",
+    }  # no untranslated, fuzzy, obsolete, header or placeholder-only msgids
+    assert rows["Open file"]["translation"] == {"en": "Open file", "de": "Datei öffnen", "fr": "Ouvrir le fichier"}
+    assert rows["Library error"]["translation"]["fr"] == "Erreur de bibliothèque"  # read from .mo
+    assert rows["Hidden gem"]["translation"] == {"en": "Hidden gem", "de": "Verstecktes Juwel", "fr": None}
+    assert rows["Line one line two"]["translation"]["fr"] == "Ligne un ligne deux"
+    assert all(list(r["translation"]) == ["en", "de", "fr"] for r in rows.values())
+
+
+def test_plural_entry_gives_singular_and_plural_pairs(root, tmp_path):
+    build(root, tmp_path / "out")
+    rows = by_source(tmp_path / "out")
+    assert rows["One file"]["translation"]["de"] == "Eine Datei"
+    assert rows["%d files"]["translation"]["de"] == "%d Dateien"
+
+
+def test_majority_translation_wins_and_ties_go_to_first_domain(root, tmp_path):
+    build(root, tmp_path / "out")
+    rows = by_source(tmp_path / "out")
+    assert rows["Shared"]["translation"]["de"] == "Geteilt"  # app + tool beat lib
+    assert rows["Shared"]["domain"] == "app"
+    assert rows["Tie"]["translation"]["de"] == "Zeta"  # 1:1, "app" < "lib" (not the alphabetically first text)
+
+
+@pytest.mark.parametrize("text, label, stripped", [
+    ("_Open", True, "Open"),
+    ("Save _As", True, "Save As"),
+    ("C_ollate", True, "Collate"),
+    ("user_name", False, None),
+    ("__init__", False, None),
+    ("Corrupt MERGE_HEAD file", False, None),
+    ("Num_Lock", False, None),
+    ("size_t", False, None),
+])
+def test_mnemonic_rule(text, label, stripped):
+    assert is_mnemonic_label(text) is label
+    if label:
+        assert strip_mnemonic(text) == stripped
+
+
+def test_mnemonics_stripped_on_both_sides(root, tmp_path):
+    assert strip_mnemonic("Ö_ffnen") == "Öffnen" and strip_mnemonic("開く(_O)") == "開く"
+    build(root, tmp_path / "out")
+    rows = by_source(tmp_path / "out")
+    assert rows["Save As"]["translation"]["de"] == "Speichern unter"
+    assert rows["user_name is invalid"]["translation"]["fr"] == "user_name est invalide"
+
+
+def test_test_domain_is_held_out_without_leakage(root, tmp_path):
+    stats = build(root, tmp_path / "out", validation_fraction=0.5)
+    test = read_split(tmp_path / "out", "test")
+    seen = {r["translation"]["en"] for s in ("train", "validation") for r in read_split(tmp_path / "out", s)}
+    assert [r["translation"]["en"] for r in test] == ["Hidden gem"]
+    assert "Shared" in seen  # also in tool, but app/lib are not held out
+    assert stats["test_domains"] == ["tool"]
+    assert stats["rows"] == {"train": 5, "validation": 4, "test": 1}
+    assert stats["coverage"]["test"] == {"de": 1, "fr": 0}
+    assert stats["domains"] == {"app": 7, "lib": 4, "tool": 2}
+    assert json.loads((tmp_path / "out" / "stats.json").read_text()) == stats
+
+
+def test_max_source_words(root, tmp_path):
+    build(root, tmp_path / "out", max_source_words=1)
+    assert set(by_source(tmp_path / "out")) == {"Shared", "Tie"}
+
+
+def test_domain_names_merge_across_roots(tmp_path):
+    a, b = tmp_path / "a", tmp_path / "b"
+    write_catalog(a, "de", "iso_3166-1", [("Germany", "Deutschland")], fmt="mo")
+    write_catalog(b, "de", "iso3166-1", [("France", "Frankreich")], fmt="mo")
+    write_catalog(b, "de", "other", [("Spain", "Spanien")])
+    stats = build_gettext_corpus(["de"], tmp_path / "out", roots=[a, b], test_domains=["iso_3166_1"])
+    assert normalise_domain("iso_3166-1") == normalise_domain("iso3166-1") == "iso31661"
+    assert stats["domains"] == {"iso31661": 2, "other": 1}
+    assert stats["rows"]["test"] == 2
+
+
+def many_domains(tmp_path: Path) -> Path:
+    root = tmp_path / "many"
+    for d in range(12):
+        entries = [(f"Message {d} number {i}", f"Nachricht {d} Nummer {i}") for i in range(5 + d)]
+        write_catalog(root, "de", f"dom{d:02d}", entries + [("Common", "Gemeinsam")], fmt="mo")
+        write_catalog(root, "fr", f"dom{d:02d}", [(entries[0][0], f"Message {d}")], fmt="mo")
+    return root
+
+
+def test_default_test_domains_deterministic_and_no_leakage(tmp_path):
+    root = many_domains(tmp_path)
+    runs = [build_gettext_corpus(["de", "fr"], tmp_path / f"o{i}", roots=[root], seed=3) for i in range(2)]
+    assert runs[0] == runs[1]
+    for split in ("train", "validation", "test"):
+        assert (tmp_path / "o0" / f"{split}.jsonl").read_bytes() == (tmp_path / "o1" / f"{split}.jsonl").read_bytes()
+    stats = runs[0]
+    total = sum(stats["rows"].values())
+    assert stats["test_domains"] and stats["rows"]["test"] >= 0.1 * total
+    assert all(stats["domains"][d] <= 2 * 0.1 * total for d in stats["test_domains"])
+    test = {r["translation"]["en"] for r in read_split(tmp_path / "o0", "test")}
+    rest = {r["translation"]["en"] for s in ("train", "validation") for r in read_split(tmp_path / "o0", s)}
+    assert not test & rest and "Common" in rest
+    assert {r["domain"] for r in read_split(tmp_path / "o0", "test")} <= set(stats["test_domains"])
+
+
+def test_unknown_language_lists_available(root, tmp_path):
+    with pytest.raises(ValueError, match=r"'xx'.*available: de, fr.*--roots"):
+        build_gettext_corpus(["de", "xx"], tmp_path / "out", roots=[root])
+
+
+def test_unknown_test_domain_lists_available(root, tmp_path):
+    with pytest.raises(ValueError, match=r"nope.*available: app, lib, tool"):
+        build(root, tmp_path / "out", test_domains=["nope"])
+
+
+def test_empty_result_is_an_error(root, tmp_path):
+    with pytest.raises(ValueError, match="no usable translations"):
+        build(root, tmp_path / "out", max_source_words=0)
+
+
+def test_corrupt_catalog_names_the_file(root, tmp_path):
+    bad = root / "de" / "LC_MESSAGES" / "broken.mo"
+    bad.write_bytes(b"not a catalog at all")
+    with pytest.raises(ValueError, match="broken.mo"):
+        build(root, tmp_path / "out")
+
+
+def test_real_system_catalogs(tmp_path):
+    if not Path("/usr/share/locale/de/LC_MESSAGES").is_dir():
+        pytest.skip("no system gettext catalogs on this machine")
+    stats = build_gettext_corpus(["de", "fr"], tmp_path / "out", roots=default_roots())
+    assert sum(stats["rows"].values()) > 1000 and stats["rows"]["test"] > 0
+    test = {r["translation"]["en"] for r in read_split(tmp_path / "out", "test")}
+    rest = {r["translation"]["en"] for s in ("train", "validation") for r in read_split(tmp_path / "out", s)}
+    assert not test & rest
+    assert "iso31661" in stats["domains"] and "iso_3166-1" not in stats["domains"]
