@@ -42,19 +42,18 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
                 test_domains=data.gettext_test_domains, max_source_words=data.gettext_max_source_words,
             )
             accelerator.print(f"built gettext corpus in {data.dataset_name}: {stats['rows']}")
-    splits = load_multitarget_dataset(data.dataset_name, data.source_lang, data.target_langs,
-                                      dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
     wanted = [s for s in (data.train_split, data.validation_split, data.test_split) if s]
-    missing = [s for s in wanted if s not in splits]
-    if missing:
-        raise ValueError(f"{data.dataset_name} has no split(s) {missing}; it has {list(splits)}. "
-                         "Set train_split / validation_split / test_split (test_split: null to skip testing).")
+    splits = {
+        name: load_multitarget_dataset(data.dataset_name, data.source_lang, data.target_langs, split=name,
+                                       dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
+        for name in wanted
+    }
     train = splits[data.train_split].shuffle(seed=recipe.training.seed)
     if data.max_train_samples:
         train = train.select(range(min(data.max_train_samples, len(train))))
     evals = {}
     for name in wanted[1:]:
-        rows = splits[name]
+        rows = splits[name].shuffle(seed=recipe.training.seed)  # files may be sorted: sample, not the head
         evals[name] = rows.select(range(min(data.max_eval_samples or len(rows), len(rows))))["translation"]
     accelerator.print(f"train rows: {len(train)}, target coverage: {language_coverage(train, data.target_langs)}")
     return train, evals
@@ -68,8 +67,8 @@ def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accel
         if all(map(os.path.exists, files.values())):
             targets = {lang: TargetTokenizer(vocab_file=path) for lang, path in files.items()}
             return MTLTokenizer(AutoTokenizer.from_pretrained(encoder_path), targets)
-        rows = train["translation"]
-        texts = {lang: (row[lang] for row in rows if row[lang]) for lang in langs}
+        rows = train.select_columns(["translation"])[:]["translation"]
+        texts = {lang: [row[lang] for row in rows if row[lang]] for lang in langs}
         return MTLTokenizer.train(encoder_path, texts, recipe.model.target_vocab_size, out)
 
 
