@@ -127,6 +127,58 @@ def test_hub_failure_is_wrapped(monkeypatch):
     assert isinstance(e.value.__cause__, FileNotFoundError)
 
 
+def ted(**langs):  # TranslationVariableLanguages row: parallel lists (a language may repeat)
+    pairs = [(code, text) for code, texts in langs.items() for text in (texts if isinstance(texts, list) else [texts])]
+    return {"language": [c for c, _ in pairs], "translation": [t for _, t in pairs]}
+
+
+def test_variable_languages_via_column_mapping(tmp_path):
+    f = write_jsonl(
+        tmp_path / "train.jsonl",
+        [
+            {"translations": ted(de="Hallo", en=" Hello ", fr=["Bonjour", "Salut"]), "talk_name": "t1"},
+            {"translations": ted(en="Cat", fr="Chat"), "talk_name": "t2"},  # 'de' absent: missing target
+            {"translations": ted(en="Dog"), "talk_name": "t3"},  # no target at all: dropped
+        ],
+    )
+    mapping = {"translation": "translations"}
+    ds = load_multitarget_dataset(str(f), "en", ["de", "fr"], split="train", column_mapping=mapping)
+    assert ds["translation"][:] == [
+        {"en": "Hello", "de": "Hallo", "fr": "Bonjour"},  # first 'fr' kept
+        {"en": "Cat", "de": None, "fr": "Chat"},
+    ]
+    with pytest.raises(ValueError, match=r"language 'es' appears in no row \(translation keys found: de, en, fr\)"):
+        load_multitarget_dataset(str(f), "en", ["es"], column_mapping=mapping)
+
+
+def test_variable_languages_missing_source_and_bad_lists(tmp_path):
+    f = write_jsonl(tmp_path / "train.jsonl", [{"translation": ted(en="a", de="b")}, {"translation": ted(de="x")}])
+    with pytest.raises(ValueError, match=r"train\.jsonl: line 2 has no source text in field translation\.en"):
+        load_multitarget_dataset(str(f), "en", ["de"])
+    bad = {"language": ["en", "de"], "translation": ["a"]}
+    f = write_jsonl(tmp_path / "bad.jsonl", [{"translation": ted(en="a", de="b")}, {"translation": bad}])
+    with pytest.raises(ValueError, match=r"bad\.jsonl: line 2: field translation .*not two equal-length lists"):
+        load_multitarget_dataset(str(f), "en", ["de"])
+
+
+def test_variable_languages_from_hub(monkeypatch):
+    features = datasets.Features(
+        {
+            "translations": datasets.TranslationVariableLanguages(languages=["de", "en", "fr"]),
+            "talk_name": datasets.Value("string"),
+        }
+    )
+    raw = datasets.Dataset.from_dict(
+        {"translations": [{"de": "Hallo", "en": "Hello"}, {"en": "Yes", "fr": "Oui"}], "talk_name": ["a", "b"]},
+        features=features,
+    )
+    monkeypatch.setattr(datasets, "load_dataset", lambda name, config=None, split=None, **kw: raw)
+    ds = load_multitarget_dataset(
+        "neulab/ted_multi", "en", ["de", "fr"], split="train", column_mapping={"translation": "translations"}
+    )
+    assert ds["translation"][:] == [{"en": "Hello", "de": "Hallo", "fr": None}, {"en": "Yes", "de": None, "fr": "Oui"}]
+
+
 # ------------------------------------------------------------------------------------ errors
 
 

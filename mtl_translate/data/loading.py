@@ -40,7 +40,11 @@ def load_multitarget_dataset(
     Rows with none of the requested targets are useless for training: they are dropped and the
     count is logged at INFO. `column_mapping` is `{lang: column}` for flat layouts (languages not
     in it default to a column named after the code) or `{"translation": column}` when the
-    translation dict lives in another column. `dataset_config` only applies to Hub datasets.
+    translation dict lives in another column. That column may also hold the parallel lists of
+    HF `TranslationVariableLanguages` (e.g. neulab/ted_multi, column "translations"):
+    `{"language": ["de", "en"], "translation": ["Hallo", "Hello"]}`; it is detected automatically,
+    a language absent from a row is a missing target, and a language listed twice in one row keeps
+    its first text. `dataset_config` only applies to Hub datasets.
     """
     targets = list(dict.fromkeys(target_langs))
     if not targets:
@@ -196,11 +200,13 @@ def _normalise(ds: datasets.Dataset, where: str, path: str | None, langs: list[s
     columns = ds.column_names
     dict_col = mapping.get("translation", "translation" if "translation" in columns and not mapping else None)
 
-    if dict_col is not None:  # layout: {"translation": {"en": ..., "de": ...}}
+    if dict_col is not None:  # layout: {"translation": {"en": ..., "de": ...}} or parallel lists
         if dict_col not in columns:
             raise ValueError(f"{where}: no column {dict_col!r} (columns: {', '.join(columns)}); fix column_mapping")
         rows = ds.select_columns([dict_col])[:][dict_col]  # one slice: iterating a Column is ~50x slower
         for i, row in enumerate(rows):
+            if isinstance(row, dict) and set(row) == {"language", "translation"}:  # TranslationVariableLanguages
+                rows[i] = row = _lists_to_dict(row, where, path, i, dict_col)
             if row is not None and not isinstance(row, dict):
                 raise ValueError(
                     f"{_row(where, path, i)}: field {dict_col} is a {type(row).__name__}, "
@@ -250,6 +256,22 @@ def _normalise(ds: datasets.Dataset, where: str, path: str | None, langs: list[s
         )
     features = datasets.Features({"translation": {lang: datasets.Value("string") for lang in langs}})
     return datasets.Dataset.from_dict({"translation": out}, features=features)
+
+
+def _lists_to_dict(row: dict, where: str, path: str | None, i: int, field: str) -> dict:
+    """`{"language": [codes], "translation": [texts]}` -> `{code: text}`; a repeated code keeps its first text."""
+    codes, texts = row["language"] or [], row["translation"] or []
+    if not (isinstance(codes, list) and isinstance(texts, list) and len(codes) == len(texts)) or not all(
+        isinstance(code, str) for code in codes
+    ):
+        raise ValueError(
+            f"{_row(where, path, i)}: field {field} ({str(row)[:60]!r}) is not two equal-length lists "
+            "{'language': [codes], 'translation': [texts]}; fix that row"
+        )
+    out: dict = {}
+    for code, text in zip(codes, texts):
+        out.setdefault(code, text)
+    return out
 
 
 def _check_languages(where: str, langs: list[str], found: set, available, kind: str) -> None:
