@@ -45,7 +45,8 @@ class DataArguments:
     gettext_test_domains: list[str] | None = None
     gettext_max_source_words: int | None = None
     max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    max_eval_samples: int | None = None  # validation rows scored at each evaluation (a seeded sample)
+    max_test_samples: int | None = None  # test rows scored at the end (a seeded sample)
 
 
 @dataclass

@@ -54,26 +54,37 @@ class DecoderLayer(nn.Module):
         return x + self.dropout(self.ffn(self.norm3(x)))
 
 
+def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
+    """(T,) -> (T, dim) fixed sin/cos position encodings (Vaswani et al., 2017): nothing to learn or store."""
+    inv_freq = torch.exp(torch.arange(0, dim, 2, device=positions.device) * (-math.log(10000.0) / dim))
+    angles = positions[:, None].float() * inv_freq[None, :]  # (T, dim/2)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+
+
 class DecoderHead(nn.Module):
     """Decoder for one target vocabulary. Output projection is tied to the input embedding (no extra weights)."""
 
     def __init__(self, vocab_size: int, encoder_dim: int, config):
         super().__init__()
-        dim = config.decoder_hidden_size
+        self.dim = dim = config.decoder_hidden_size
         self.embed_scale = math.sqrt(dim)
         self.encoder_proj = nn.Linear(encoder_dim, dim) if encoder_dim != dim else nn.Identity()
+        self.memory_norm = nn.LayerNorm(dim)  # encoder states arrive at whatever scale the encoder has
         self.embed_tokens = nn.Embedding(vocab_size, dim, padding_idx=config.target_pad_token_id)
-        self.embed_positions = nn.Embedding(config.max_target_positions, dim)
         self.layers = nn.ModuleList(
             DecoderLayer(dim, config.decoder_attention_heads, config.decoder_ffn_dim, config.decoder_dropout)
             for _ in range(config.decoder_layers)
         )
         self.final_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(config.decoder_dropout)
+        for module in self.modules():  # read by MTLPreTrainedModel._init_weights
+            if isinstance(module, nn.Linear):
+                module.head_init = "xavier"
+        self.embed_tokens.head_init = "tied_embedding"
 
     def cross_kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer cross-attention keys/values of the encoder states, computed once per sentence."""
-        memory = self.encoder_proj(memory)  # (B, S, D)
+        memory = self.memory_norm(self.encoder_proj(memory))  # (B, S, D)
         return [layer.cross_attn.project_kv(memory) for layer in self.layers]
 
     def forward(self, input_ids, cross_kv, cross_mask, start: int = 0, caches: list | None = None):
@@ -82,7 +93,8 @@ class DecoderHead(nn.Module):
         With `caches` (one list per layer), decodes incrementally from position `start`.
         """
         positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
-        x = self.dropout(self.embed_tokens(input_ids) * self.embed_scale + self.embed_positions(positions))
+        x = self.embed_tokens(input_ids) * self.embed_scale + sinusoidal_positions(positions, self.dim)  # (B, T, D)
+        x = self.dropout(x)
         for i, layer in enumerate(self.layers):
             x = layer(x, cross_kv[i], cross_mask, None if caches is None else caches[i])
         return F.linear(self.final_norm(x), self.embed_tokens.weight)  # (B, T, V)

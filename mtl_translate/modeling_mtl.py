@@ -37,10 +37,17 @@ class MTLPreTrainedModel(PreTrainedModel):
 
     @torch.no_grad()
     def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, DecoderHead):  # tied output projection: embeddings scaled by sqrt(d) at input
-            init.normal_(module.embed_tokens.weight, std=self.config.decoder_hidden_size**-0.5)
-            init.zeros_(module.embed_tokens.weight[self.config.target_pad_token_id])
+        """Decoder heads get the fairseq transformer init (xavier projections; embeddings ~ N(0, 1/d), scaled by
+        sqrt(d) at the input, tied to the output). Called per leaf module, so heads mark theirs (`head_init`)."""
+        kind = getattr(module, "head_init", None)
+        if kind == "xavier":
+            init.xavier_uniform_(module.weight)
+            init.zeros_(module.bias)
+        elif kind == "tied_embedding":
+            init.normal_(module.weight, std=self.config.decoder_hidden_size**-0.5)
+            init.zeros_(module.weight[self.config.target_pad_token_id])
+        else:
+            super()._init_weights(module)
 
 
 class MTLTranslationModel(MTLPreTrainedModel):

@@ -54,7 +54,8 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
     evals = {}
     for name in wanted[1:]:
         rows = splits[name].shuffle(seed=recipe.training.seed)  # files may be sorted: sample, not the head
-        evals[name] = rows.select(range(min(data.max_eval_samples or len(rows), len(rows))))["translation"]
+        limit = (data.max_test_samples if name == data.test_split else data.max_eval_samples) or len(rows)
+        evals[name] = rows.select_columns(["translation"])[: min(limit, len(rows))]["translation"]
     accelerator.print(f"train rows: {len(train)}, target coverage: {language_coverage(train, data.target_langs)}")
     return train, evals
 

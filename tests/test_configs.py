@@ -13,7 +13,7 @@ RECIPES = sorted(p for p in Path(__file__).parents[1].joinpath("recipes").rglob(
 
 def test_there_are_recipes():
     names = {p.parent.name for p in RECIPES}
-    assert {"quickstart", "gettext", "xlmr_tatoeba"} <= names
+    assert {"quickstart", "gettext", "xlmr_ted"} <= names
 
 
 @pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
