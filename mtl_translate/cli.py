@@ -26,7 +26,9 @@ def cmd_evaluate(args, _) -> None:
     source = translator.model.config.source_lang
     langs = translator.check_languages(args.langs)
     rows = load_multitarget_dataset(args.data, source, langs, split=args.split, dataset_config=args.dataset_config)
-    rows = rows.select(range(min(args.max_samples or len(rows), len(rows))))["translation"]
+    if args.max_samples and args.max_samples < len(rows):  # the same seeded sample as training's test evaluation
+        rows = rows.shuffle(seed=args.seed).select(range(args.max_samples))
+    rows = rows.select_columns(["translation"])[:]["translation"]
     results = evaluate_translator(translator, rows, source, langs, batch_size=args.batch_size, show_progress=True,
                                   num_beams=args.num_beams)
     results.update(split=args.split, dataset=args.data)
@@ -76,7 +78,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-config", default=None)
     p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
     p.add_argument("--output", default=None, help="write the results as JSON here")
-    p.add_argument("--max-samples", type=int, default=None)
+    p.add_argument("--max-samples", type=int, default=None, help="score a seeded random sample of this many rows")
+    p.add_argument("--seed", type=int, default=42, help="seed of that sample (training uses the recipe's seed)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("translate", help="one sentence per input line -> one JSON object per line")

@@ -36,8 +36,11 @@ def beam_search(
     head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int, num_beams: int,
     length_penalty: float = 1.0,
 ) -> torch.Tensor:
-    """Beam search with a KV cache; a sentence is done once it has `num_beams` finished hypotheses (HF's
-    `early_stopping=True`). Hypotheses are ranked by sum of log-probs / length ** length_penalty."""
+    """Beam search with a KV cache. Hypotheses are ranked by sum of log-probs / length ** length_penalty.
+
+    A sentence is done once it holds `num_beams` finished hypotheses and its best live beam cannot beat the
+    worst of them any more (HF's `early_stopping=False` rule); live beams compete at `max_new_tokens`.
+    """
     batch, k, device = cross_mask.shape[0], num_beams, cross_mask.device
     cross_kv, cross_mask = expand_kv(cross_kv, k), cross_mask.repeat_interleave(k, dim=0)
     scores = torch.zeros(batch, k, device=device)
@@ -45,7 +48,12 @@ def beam_search(
     seqs = torch.empty(batch * k, 0, dtype=torch.long, device=device)
     tokens = torch.full((batch * k, 1), bos, dtype=torch.long, device=device)
     caches = [[] for _ in head.layers]
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]
+    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]  # best first, at most K
+    done = [False] * batch
+
+    def add(b: int, score: float, hyp: list[int]) -> None:
+        finished[b] = sorted([*finished[b], (score / max(1, len(hyp)) ** length_penalty, hyp)], reverse=True)[:k]
+
     for step in range(max_new_tokens):
         logp = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1].float().log_softmax(-1)
         vocab = logp.shape[-1]
@@ -54,22 +62,21 @@ def beam_search(
         beam, tok = top_idx // vocab, top_idx % vocab
         is_eos = tok == eos
         for b, j in is_eos[:, :k].nonzero().tolist():  # EOS among the K best: a finished hypothesis
-            if len(finished[b]) < k:
-                hyp = seqs[b * k + beam[b, j]].tolist() + [eos]
-                finished[b].append((top_scores[b, j].item() / len(hyp) ** length_penalty, hyp))
+            if not done[b]:
+                add(b, top_scores[b, j].item(), seqs[b * k + beam[b, j]].tolist() + [eos])
         keep = (is_eos.long() * 2 * k + torch.arange(2 * k, device=device)).argsort(dim=1)[:, :k]  # best K non-EOS
         rows = (torch.arange(batch, device=device)[:, None] * k + beam.gather(1, keep)).view(-1)  # (B*K,)
         tokens = tok.gather(1, keep).view(-1, 1)
-        scores = top_scores.gather(1, keep)
+        scores = top_scores.gather(1, keep)  # (B, K), best first
         seqs = torch.cat([seqs[rows], tokens], dim=1)
         for cache in caches:
             cache[:] = [t.index_select(0, rows) for t in cache]
-        if all(len(f) >= k for f in finished):
+        best_live = (scores[:, 0] / (step + 1) ** length_penalty).tolist()
+        done = [d or (len(f) == k and best_live[b] <= f[-1][0]) for b, (d, f) in enumerate(zip(done, finished))]
+        if all(done):
             break
-    for b in range(batch):  # sentences that hit max_new_tokens: their live beams compete too
-        if len(finished[b]) < k:
+    for b in range(batch):
+        if not done[b]:
             for j in range(k):
-                hyp = seqs[b * k + j].tolist()
-                finished[b].append((scores[b, j].item() / max(1, len(hyp)) ** length_penalty, hyp))
-    best = [max(f, key=lambda item: item[0])[1] for f in finished]
-    return pad_sequences(best, pad).to(device)
+                add(b, scores[b, j].item(), seqs[b * k + j].tolist())
+    return pad_sequences([f[0][1] for f in finished], pad).to(device)

@@ -163,3 +163,31 @@ def test_freeze_encoder_layers(tiny_model):
     trainable = {n for n, p in model.encoder.named_parameters() if p.requires_grad}
     assert trainable and all(n.startswith("encoder.layer.0.") for n in trainable)  # the top (only) block
     assert not model.encoder.embeddings.word_embeddings.weight.requires_grad
+
+
+def test_beam_search_with_enough_beams_finds_the_exact_best_sequence():
+    """With more beams than prefixes, beam search is exhaustive: compare with brute force over all sequences."""
+    from itertools import product
+
+    from mtl_translate.decoder import DecoderHead
+
+    torch.manual_seed(1)
+    config = MTLConfig(languages=[], decoder_layers=1, decoder_hidden_size=16, decoder_attention_heads=2,
+                       decoder_ffn_dim=32, decoder_dropout=0.0)
+    head = DecoderHead(6, 16, config).eval()
+    for p in head.parameters():
+        torch.nn.init.normal_(p, std=0.5)  # a peaky, arbitrary distribution
+    memory, mask = torch.randn(1, 4, 16), torch.ones(1, 1, 1, 4, dtype=torch.bool)
+    bos, eos, length, penalty = 2, 3, 3, 1.0
+
+    def score(seq):
+        ids = torch.tensor([[bos, *seq[:-1]]])
+        logp = head(ids, head.cross_kv(memory), mask).log_softmax(-1)[0]
+        return sum(logp[t, tok].item() for t, tok in enumerate(seq)) / len(seq) ** penalty
+
+    candidates = [list(s) for n in range(1, length + 1) for s in product(range(6), repeat=n)
+                  if (s[-1] == eos or n == length) and eos not in s[:-1]]
+    best = max(candidates, key=score)
+    found = beam_search(head, head.cross_kv(memory), mask, bos=bos, eos=eos, pad=0, max_new_tokens=length,
+                        num_beams=50, length_penalty=penalty)[0].tolist()
+    assert found[: len(best)] == best and all(t == 0 for t in found[len(best):])
