@@ -115,3 +115,22 @@ def test_unknown_recipe_key_lists_valid_keys(trained):
     proc = cli("train", out / "recipe.yaml", "--learning_rat", "1e-3", check=False)
     assert proc.returncode != 0 and "unknown key(s) ['learning_rat']" in proc.stderr
     assert "learning_rate" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_train_under_accelerate_launch_with_two_processes(corpus_dir, encoder_path, tmp_path):
+    """DDP on two CPU processes: sharded evaluation is gathered back to exactly one hypothesis per row."""
+    out = tmp_path / "ddp"
+    proc = subprocess.run(
+        [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
+         "--mixed_precision", "no", "--dynamo_backend", "no", "scripts/train.py", "/dev/null",
+         "--dataset_name", str(corpus_dir), "--target_langs", "de,fr,es", "--output_dir", str(out),
+         "--trainable_encoder_layers", "1", "--decoder_layers", "1", "--decoder_hidden_size", "64",
+         "--decoder_ffn_dim", "128", "--target_vocab_size", "400", "--max_steps", "4", "--eval_steps", "2",
+         "--save_steps", "2", "--per_device_train_batch_size", "4", "--eval_max_new_tokens", "6"],
+        capture_output=True, text=True, env=ENV, timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)),
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert proc.stdout.count("step 4 validation") == 1  # printed by the main process only
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["n"] == {"de": 15, "fr": 15, "es": 15}
+    assert (out / "checkpoints" / "step_4").is_dir() and (out / "model.safetensors").is_file()
