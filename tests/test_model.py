@@ -191,3 +191,12 @@ def test_beam_search_with_enough_beams_finds_the_exact_best_sequence():
     found = beam_search(head, head.cross_kv(memory), mask, bos=bos, eos=eos, pad=0, max_new_tokens=length,
                         num_beams=50, length_penalty=penalty)[0].tolist()
     assert found[: len(best)] == best and all(t == 0 for t in found[len(best):])
+
+
+def test_per_language_generation_config_survives_save_and_call_overrides_win(tiny_model, tmp_path):
+    tiny_model.generation_config.per_language = {"de": {"num_beams": 4, "max_new_tokens": 9}}
+    tiny_model.save_pretrained(tmp_path)
+    reloaded = MTLTranslationModel.from_pretrained(tmp_path)
+    assert reloaded.generation_settings("de") == {"num_beams": 4, "max_new_tokens": 9, "length_penalty": 1.0}
+    assert reloaded.generation_settings("fr")["num_beams"] == 1
+    assert reloaded.generation_settings("de", num_beams=2, max_new_tokens=None)["num_beams"] == 2
