@@ -45,7 +45,8 @@ def cmd_translate(args, _) -> None:
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     with source, sink:
         records = translator.translate_stream(source, args.langs, batch_size=args.batch_size, num_beams=args.num_beams,
-                                              max_new_tokens=args.max_new_tokens, show_progress=args.output is not None)
+                                              max_new_tokens=args.max_new_tokens,
+                                              show_progress=args.input is not None)  # stderr
         write_jsonl(records, sink)
 
 

@@ -70,14 +70,16 @@ class Translator:
         return out
 
     def translate_stream(self, lines: Iterable[str], langs: Sequence[str] | None = None, *, chunk_size: int = 1024,
-                         **kwargs) -> Iterable[dict]:
+                         show_progress: bool = False, **kwargs) -> Iterable[dict]:
         """Lines -> one {"source": ..., lang: ...} dict per line, in input order, holding one chunk in memory."""
         langs = self.check_languages(langs)
         lines = iter(lines)
-        while chunk := [line.rstrip("\n") for line in islice(lines, chunk_size)]:
-            result = self.translate(chunk, langs, **kwargs)
-            for i, source in enumerate(chunk):
-                yield {"source": source, **{lang: result[lang][i] for lang in langs}}
+        with tqdm(disable=not show_progress, desc="translate", unit=" lines") as progress:
+            while chunk := [line.rstrip("\n") for line in islice(lines, chunk_size)]:
+                result = self.translate(chunk, langs, **kwargs)
+                progress.update(len(chunk))
+                for i, source in enumerate(chunk):
+                    yield {"source": source, **{lang: result[lang][i] for lang in langs}}
 
 
 def write_jsonl(records: Iterable[dict], stream) -> None:
