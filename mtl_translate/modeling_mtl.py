@@ -134,6 +134,14 @@ class MTLTranslationModel(MTLPreTrainedModel):
         loss = self.loss_weighting(losses) if losses else None
         return MTLOutput(loss=loss, language_losses=losses, encoder_last_hidden_state=memory)
 
+    def check_languages(self, langs) -> list[str]:
+        """`langs` as a list (None: every language of the model); an unknown one is an error naming the known."""
+        langs = list(self.decoders) if langs is None else list(langs)
+        unknown = [lang for lang in langs if lang not in self.decoders]
+        if unknown:
+            raise ValueError(f"unknown target language(s) {unknown}; this model translates into {list(self.decoders)}.")
+        return langs
+
     def generation_settings(self, lang: str, **overrides) -> dict:
         """Decoding settings for one language: call overrides > `generation_config.per_language[lang]` > defaults."""
         gc = self.generation_config
@@ -148,10 +156,7 @@ class MTLTranslationModel(MTLPreTrainedModel):
         """Translate into every language in `langs` (default: all). The encoder runs once; each head decodes
         from the same encoder states. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
         Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}."""
-        langs = list(self.decoders) if langs is None else list(langs)
-        unknown = [lang for lang in langs if lang not in self.decoders]
-        if unknown:
-            raise ValueError(f"unknown target language(s) {unknown}; this model translates into {list(self.decoders)}.")
+        langs = self.check_languages(langs)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         memory = self.encode(input_ids, attention_mask)  # (B, S, E)

@@ -33,11 +33,7 @@ class Translator:
         return list(self.model.config.languages)
 
     def check_languages(self, langs: Sequence[str] | None) -> list[str]:
-        langs = self.languages if langs is None else list(langs)
-        unknown = [lang for lang in langs if lang not in self.languages]
-        if unknown:
-            raise ValueError(f"unknown target language(s) {unknown}; this model translates into {self.languages}.")
-        return langs
+        return self.model.check_languages(langs)
 
     def translate(
         self, texts: Sequence[str], langs: Sequence[str] | None = None, *, batch_size: int = 32,
