@@ -200,3 +200,23 @@ def test_per_language_generation_config_survives_save_and_call_overrides_win(tin
     assert reloaded.generation_settings("de") == {"num_beams": 4, "max_new_tokens": 9, "length_penalty": 1.0}
     assert reloaded.generation_settings("fr")["num_beams"] == 1
     assert reloaded.generation_settings("de", num_beams=2, max_new_tokens=None)["num_beams"] == 2
+
+
+def test_bf16_mixed_precision_through_accelerate(tiny_model, tokenizer):
+    """The `mixed_precision` recipe flag: Accelerate autocasts the forward pass; weights and grads stay fp32."""
+    from accelerate import Accelerator
+    from accelerate.state import AcceleratorState
+
+    try:
+        accelerator = Accelerator(mixed_precision="bf16", cpu=True)
+        model = accelerator.prepare(tiny_model)
+        seen = []
+        tiny_model.decoders["de"].layers[0].ffn[0].register_forward_hook(lambda m, i, o: seen.append(o.dtype))
+        out = model(**batch_of(tokenizer, corpus_rows()[:4]))
+        assert seen == [torch.bfloat16]  # matmuls ran in bf16 ...
+        assert torch.isfinite(out.loss)
+        accelerator.backward(out.loss)
+        grad = tiny_model.decoders["de"].embed_tokens.weight.grad
+        assert grad.dtype == torch.float32 and torch.isfinite(grad).all() and grad.abs().sum() > 0  # ... weights fp32
+    finally:
+        AcceleratorState._reset_state(reset_partial_state=True)
