@@ -135,14 +135,6 @@ class Trainer:
     def translator(self) -> Translator:
         return Translator(self.accelerator.unwrap_model(self.model), self.tokenizer, self.recipe.model.max_source_length)
 
-    def evaluate(self, split: str) -> dict:
-        translator = self.translator()
-        results = evaluate_translator(translator, self.evals[split], self.recipe.data.source_lang,
-                                      batch_size=self.recipe.training.per_device_eval_batch_size,
-                                      accelerator=self.accelerator)
-        self.model.train()
-        return results
-
     def save_checkpoint(self) -> None:
         t, acc = self.recipe.training, self.accelerator
         path = Path(t.output_dir, "checkpoints", f"step_{self.state['step']}")
@@ -167,7 +159,10 @@ class Trainer:
 
     def validate(self) -> None:
         acc, t = self.accelerator, self.recipe.training
-        results = self.evaluate(self.recipe.data.validation_split)
+        translator = self.translator()  # puts the model in eval mode until the end of this method
+        results = evaluate_translator(translator, self.evals[self.recipe.data.validation_split],
+                                      self.recipe.data.source_lang, batch_size=t.per_device_eval_batch_size,
+                                      accelerator=acc)
         step = self.state["step"]
         self.state["history"].append({"step": step, "validation": results})
         acc.log({"eval/mean_bleu": results["mean_bleu"], **{f"eval/bleu_{k}": v for k, v in results["bleu"].items()}},
@@ -176,8 +171,8 @@ class Trainer:
         if results["mean_bleu"] > self.state["best_mean_bleu"]:
             self.state.update(best_mean_bleu=results["mean_bleu"], best_step=step)
             if acc.is_main_process:
-                self.translator().save_pretrained(t.output_dir)
-            self.model.train()
+                translator.save_pretrained(t.output_dir)
+        self.model.train()
         acc.wait_for_everyone()
 
     def train(self) -> None:

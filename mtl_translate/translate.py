@@ -28,10 +28,6 @@ class Translator:
         self.model.save_pretrained(save_directory, **kwargs)
         self.tokenizer.save_pretrained(save_directory)
 
-    @property
-    def languages(self) -> list[str]:
-        return list(self.model.config.languages)
-
     def check_languages(self, langs: Sequence[str] | None) -> list[str]:
         return self.model.check_languages(langs)
 
