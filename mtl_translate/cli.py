@@ -1,4 +1,4 @@
-"""`mtl-translate {train,evaluate,translate,build-data,push}`: thin wrappers over the package."""
+"""`mtl-translate {train,compare,evaluate,translate,build-data,push}`: thin wrappers over the package."""
 
 import argparse
 import json
@@ -17,8 +17,16 @@ def cmd_train(args, extra: list[str]) -> None:
     run(load_recipe(args.recipe, extra))
 
 
+def cmd_compare(args, extra: list[str]) -> None:
+    from .compare import run_comparison, variant_recipes
+    from .configs import load_recipe
+
+    report = run_comparison(load_recipe(args.recipe, extra), variant_recipes(args.variant, extra), args.retrain)
+    print(Path(report["output_dir"], "comparison.md").read_text())
+
+
 def cmd_evaluate(args, _) -> None:
-    from .data.loading import load_multitarget_dataset
+    from .data.loading import load_multitarget_dataset, sample_rows
     from .evaluation import evaluate_translator, format_results
     from .translate import Translator
 
@@ -26,9 +34,7 @@ def cmd_evaluate(args, _) -> None:
     source = translator.model.config.source_lang
     langs = translator.check_languages(args.langs)
     rows = load_multitarget_dataset(args.data, source, langs, split=args.split, dataset_config=args.dataset_config)
-    if args.max_samples and args.max_samples < len(rows):  # the same seeded sample as training's test evaluation
-        rows = rows.shuffle(seed=args.seed).select(range(args.max_samples))
-    rows = rows.select_columns(["translation"])[:]["translation"]
+    rows = sample_rows(rows, args.max_samples, args.seed)  # the same seeded sample as training's test evaluation
     results = evaluate_translator(translator, rows, source, langs, batch_size=args.batch_size, show_progress=True,
                                   num_beams=args.num_beams)
     results.update(split=args.split, dataset=args.data)
@@ -71,6 +77,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train from a YAML recipe; any recipe key can be overridden with --key value")
     p.add_argument("recipe")
     p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("compare", help="multi-task vs one single-task model per language, same steps and test rows; "
+                                       "recipe keys can be overridden with --key value")
+    p.add_argument("recipe", help="the multi-task recipe; single-task recipes are derived from it")
+    p.add_argument("--variant", action="append", default=[],
+                   help="another multi-task recipe for the same table (repeatable), e.g. config_uncertainty.yaml")
+    p.add_argument("--retrain", action="store_true", help="train again even where a run already has results")
+    p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("evaluate", help="BLEU and chrF per language on a dataset split")
     p.add_argument("--model", required=True, help="trained model folder or Hub repo id")
@@ -119,7 +133,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command != "train":
+    if extra and args.command not in ("train", "compare"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args, extra)

@@ -1,7 +1,8 @@
 """Recipe dataclasses and the one parser that merges a YAML recipe with `--key value` CLI overrides.
 
 Keys are flat (alignment-handbook style): each belongs to exactly one of the dataclasses below. Unknown keys,
-in the YAML or on the command line, raise with the list of valid ones.
+in the YAML or on the command line, raise with the list of valid ones. A recipe may start from another one with
+`base: config.yaml` and change only a few keys (the per-method recipes under `recipes/quickstart/` do).
 """
 
 import dataclasses
@@ -26,9 +27,15 @@ class ModelArguments:
     max_target_length: int = 64
     label_smoothing: float = 0.1
     trainable_encoder_layers: int | None = None  # None: train all; 0: freeze the encoder; k: train the top k layers
-    sharing: str = "hard"
-    loss_weighting: str = "static"
-    loss_weights: dict[str, float] = field(default_factory=dict)  # per language, default 1.0
+    sharing: str = "hard"  # hard | soft | partial
+    soft_sharing_weight: float = 0.01  # soft: weight of the L2 penalty between the encoder copies
+    shared_layers: int | None = None  # partial: bottom encoder blocks shared by all languages
+    language_groups: dict[str, list[str]] = field(default_factory=dict)  # partial: {group: [langs]} above them
+    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
+    loss_weights: dict[str, float] = field(default_factory=dict)  # static: per language, default 1.0
+    dwa_temperature: float = 2.0
+    dwa_window: int = 50  # dwa: training steps (forward calls) per loss-averaging window
+    gradnorm_alpha: float = 1.5
 
 
 @dataclass
@@ -47,6 +54,7 @@ class DataArguments:
     max_train_samples: int | None = None
     max_eval_samples: int | None = None  # validation rows scored at each evaluation (a seeded sample)
     max_test_samples: int | None = None  # test rows scored at the end (a seeded sample)
+    language_temperature: float = 1.0  # row sampling so that language l gets a share ∝ n_l^(1/T); 1: natural
 
 
 @dataclass
@@ -137,18 +145,23 @@ def parse_cli_value(text: str):
         return text
 
 
+def read_recipe_file(path) -> dict:
+    """A YAML recipe as a dict; `base: other.yaml` (relative to this file) is read first and overridden by this one."""
+    try:
+        values = yaml.safe_load(Path(path).read_text()) or {}
+    except FileNotFoundError:
+        raise ValueError(f"recipe file {path} does not exist.") from None
+    except yaml.YAMLError as err:
+        raise ValueError(f"recipe file {path} is not valid YAML: {err}") from None
+    if not isinstance(values, dict):
+        raise ValueError(f"recipe file {path} must be a mapping of key: value, got {type(values).__name__}.")
+    base = values.pop("base", None)
+    return {**read_recipe_file(Path(path).parent / base), **values} if base else values
+
+
 def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> Recipe:
     """Merge a YAML recipe and `--key value` / `--key=value` overrides (CLI wins) into the three dataclasses."""
-    values = {}
-    if path is not None:
-        try:
-            values = yaml.safe_load(Path(path).read_text()) or {}
-        except FileNotFoundError:
-            raise ValueError(f"recipe file {path} does not exist.") from None
-        except yaml.YAMLError as err:
-            raise ValueError(f"recipe file {path} is not valid YAML: {err}") from None
-        if not isinstance(values, dict):
-            raise ValueError(f"recipe file {path} must be a mapping of key: value, got {type(values).__name__}.")
+    values = read_recipe_file(path) if path is not None else {}
     args = list(overrides or [])
     while args:
         flag = args.pop(0)

@@ -3,6 +3,8 @@
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
+from .sharing import SHARING_MODES, language_group_map
+
 
 class MTLConfig(PretrainedConfig):
     """Holds the encoder's own config (any `AutoConfig`) plus the shape of the decoder heads.
@@ -26,9 +28,15 @@ class MTLConfig(PretrainedConfig):
     decoder_dropout: float = 0.1
     max_target_positions: int = 128
     label_smoothing: float = 0.1
-    sharing: str = "hard"
-    loss_weighting: str = "static"
+    sharing: str = "hard"  # hard | soft | partial (see sharing.py)
+    soft_sharing_weight: float = 0.01
+    shared_layers: int | None = None
+    language_groups: dict[str, list[str]] | None = None
+    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad (see losses.py)
     loss_weights: dict[str, float] | None = None
+    dwa_temperature: float = 2.0
+    dwa_window: int = 50
+    gradnorm_alpha: float = 1.5
     target_pad_token_id: int = 0
     target_unk_token_id: int = 1
     target_bos_token_id: int = 2
@@ -43,6 +51,14 @@ class MTLConfig(PretrainedConfig):
         if missing:
             raise ValueError(f"MTLConfig: no target_vocab_sizes entry for language(s) {missing}.")
         self.loss_weights = {lang: float((self.loss_weights or {}).get(lang, 1.0)) for lang in self.languages}
+        if self.sharing not in SHARING_MODES:
+            raise ValueError(f"sharing={self.sharing!r} is not one of {list(SHARING_MODES)}.")
+        if self.sharing == "partial" and self.shared_layers is None:
+            raise ValueError("sharing: partial needs shared_layers (how many bottom encoder blocks all languages share).")
+        if self.sharing != "hard" and self.loss_weighting in ("gradnorm", "pcgrad"):
+            raise ValueError(f"loss_weighting={self.loss_weighting!r} works on the gradient at the shared encoder "
+                             f"output, which only sharing: hard has; got sharing={self.sharing!r}.")
+        language_group_map(self.languages, self.language_groups)  # raises on a bad grouping
         if self.decoder_hidden_size % self.decoder_attention_heads:
             raise ValueError(
                 f"decoder_hidden_size={self.decoder_hidden_size} must be divisible by "

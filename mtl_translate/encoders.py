@@ -43,5 +43,6 @@ def freeze_encoder_layers(encoder: nn.Module, trainable_layers: int | None) -> N
         return
     encoder.requires_grad_(False)
     if trainable_layers > 0:
-        for block in layer_stack(encoder)[-trainable_layers:]:
+        blocks = [block for block in layer_stack(encoder) if any(True for _ in block.parameters())]  # weighted blocks
+        for block in blocks[-trainable_layers:]:
             block.requires_grad_(True)

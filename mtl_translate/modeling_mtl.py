@@ -1,5 +1,6 @@
 """Shared pretrained encoder + one decoder head per target language, as a transformers `PreTrainedModel`."""
 
+import copy
 from dataclasses import dataclass
 
 import torch
@@ -12,8 +13,10 @@ from transformers.utils import ModelOutput
 
 from .configuration_mtl import MTLConfig
 from .decoder import DecoderHead
+from .encoders import freeze_encoder_layers, layer_stack
 from .generation import beam_search, greedy_search
-from .losses import build_loss_weighting
+from .losses import LossWeighting, build_loss_weighting
+from .sharing import language_group_map, run_split_encoder, soft_sharing_penalty, split_encoder
 
 
 def encoder_class(config):
@@ -23,17 +26,19 @@ def encoder_class(config):
 
 @dataclass
 class MTLOutput(ModelOutput):
-    """`loss`: weighted sum over the languages present in the batch; `language_losses`: unweighted, per language."""
+    """`loss`: weighted sum over the languages present in the batch (plus the soft-sharing penalty);
+    `language_losses`: unweighted, per language; `sharing_penalty`: unweighted soft-sharing penalty."""
 
     loss: torch.Tensor | None = None
     language_losses: dict[str, torch.Tensor] | None = None
-    encoder_last_hidden_state: torch.Tensor | None = None
+    sharing_penalty: torch.Tensor | None = None
 
 
 class MTLPreTrainedModel(PreTrainedModel):
     config_class = MTLConfig
     base_model_prefix = "mtl"
     main_input_name = "input_ids"
+    _keep_in_fp32_modules_strict = ["loss_weighting"]  # learned weights and loss statistics stay float32
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -46,14 +51,26 @@ class MTLPreTrainedModel(PreTrainedModel):
         elif kind == "tied_embedding":
             init.normal_(module.weight, std=self.config.decoder_hidden_size**-0.5)
             init.zeros_(module.weight[self.config.target_pad_token_id])
+        elif isinstance(module, LossWeighting):
+            module.reset_parameters()
         else:
             super()._init_weights(module)
 
 
 class MTLTranslationModel(MTLPreTrainedModel):
+    """The encoder part depends on `config.sharing` (see sharing.py): `encoder` (hard), `encoders` {lang: copy}
+    (soft), or `encoder` (shared bottom blocks) + `encoder_groups` {group: top blocks} (partial)."""
+
     def __init__(self, config: MTLConfig):
         super().__init__(config)
-        self.encoder = encoder_class(config.encoder).from_config(config.encoder)
+        encoder = encoder_class(config.encoder).from_config(config.encoder)
+        if config.sharing == "soft":
+            self.encoders = nn.ModuleDict({lang: copy.deepcopy(encoder) for lang in config.languages})
+        else:
+            self.encoder = encoder
+        if config.sharing == "partial":
+            self.language_group = language_group_map(config.languages, config.language_groups)
+            self.encoder_groups = split_encoder(encoder, config.shared_layers, sorted(set(self.language_group.values())))
         self.decoders = nn.ModuleDict(
             {
                 lang: DecoderHead(config.target_vocab_sizes[lang], config.encoder.hidden_size, config)
@@ -94,11 +111,54 @@ class MTLTranslationModel(MTLPreTrainedModel):
         encoder = encoder_class(encoder_config).from_pretrained(encoder_name_or_path)
         config = MTLConfig(encoder=encoder_config.to_dict(), encoder_name_or_path=encoder_name_or_path, **config_kwargs)
         model = cls(config)
-        model.encoder.load_state_dict(encoder.state_dict())
+        model.load_encoder_weights(encoder)
         return model
 
-    def encode(self, input_ids, attention_mask) -> torch.Tensor:
-        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, E)
+    def load_encoder_weights(self, encoder: nn.Module) -> None:
+        """Copy a pretrained encoder into this model's encoder(s): every soft copy, every partial group."""
+        if self.config.sharing == "soft":
+            for copy_ in self.encoders.values():
+                copy_.load_state_dict(encoder.state_dict())
+            return
+        missing, _ = self.encoder.load_state_dict(encoder.state_dict(), strict=self.config.sharing == "hard")
+        if missing:
+            raise ValueError(f"the pretrained encoder lacks weights {missing[:5]}")
+        if self.config.sharing == "partial":
+            top = layer_stack(encoder)[self.config.shared_layers:]
+            for blocks in self.encoder_groups.values():
+                for block, pretrained in zip(blocks, top, strict=True):
+                    block.load_state_dict(pretrained.state_dict())
+
+    def freeze_encoder(self, trainable_layers: int | None) -> None:
+        """None: train all; 0: freeze; k: train the top k blocks of each language's encoder stack (see
+        `freeze_encoder_layers`); in partial sharing the group blocks are the top of that stack."""
+        if self.config.sharing == "soft":
+            for copy_ in self.encoders.values():
+                freeze_encoder_layers(copy_, trainable_layers)
+            return
+        k = trainable_layers
+        if self.config.sharing == "partial":
+            for blocks in self.encoder_groups.values():
+                for i, block in enumerate(blocks):
+                    block.requires_grad_(k is None or i >= len(blocks) - k)
+            k = None if k is None else max(k - len(blocks), 0)
+        freeze_encoder_layers(self.encoder, k)
+
+    def encode(self, input_ids, attention_mask, rows: dict[str, torch.Tensor | slice]) -> dict[str, torch.Tensor]:
+        """For each language in `rows` ({lang: (B,) bool or slice}): the encoder states its head reads on those
+        rows, (B_lang, S, E). Shared blocks run once per batch; only soft sharing runs per language."""
+        sharing = self.config.sharing
+        if sharing == "soft":
+            return {lang: self.encoders[lang](input_ids=input_ids[keep], attention_mask=attention_mask[keep])
+                    .last_hidden_state for lang, keep in rows.items()}
+        if sharing == "partial":
+            needed = {self.language_group[lang] for lang in rows}
+            groups = {name: blocks for name, blocks in self.encoder_groups.items() if name in needed}
+            memory = run_split_encoder(self.encoder, groups, input_ids, attention_mask)  # {group: (B, S, E)}
+            return {lang: memory[self.language_group[lang]][keep] for lang, keep in rows.items()}
+        memory = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, E)
+        memory = self.loss_weighting.route(memory, list(rows))  # per-language views for gradient surgery
+        return {lang: memory[lang][keep] for lang, keep in rows.items()}
 
     def language_loss(self, lang: str, memory, attention_mask, labels) -> torch.Tensor:
         """Mean token cross-entropy of one head on the rows that have a target (labels: (B', T), -100 = ignore)."""
@@ -120,19 +180,20 @@ class MTLTranslationModel(MTLPreTrainedModel):
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        memory = self.encode(input_ids, attention_mask)  # (B, S, E)
-        if labels is None:
-            return MTLOutput(encoder_last_hidden_state=memory)
-        unknown = sorted(set(labels) - set(self.decoders))
+        unknown = sorted(set(labels or {}) - set(self.decoders))
         if unknown:
             raise ValueError(f"labels for unknown language(s) {unknown}; this model has {list(self.decoders)}.")
-        losses = {}
-        for lang, lang_labels in labels.items():
-            rows = (lang_labels != -100).any(dim=1)  # (B,)
-            if rows.any():
-                losses[lang] = self.language_loss(lang, memory[rows], attention_mask[rows], lang_labels[rows])
+        rows = {lang: keep for lang, keep in ((lang, (y != -100).any(dim=1)) for lang, y in (labels or {}).items())
+                if keep.any()}  # {lang: (B,) rows with a target}
+        memory = self.encode(input_ids, attention_mask, rows)
+        losses = {lang: self.language_loss(lang, memory[lang], attention_mask[keep], labels[lang][keep])
+                  for lang, keep in rows.items()}
         loss = self.loss_weighting(losses) if losses else None
-        return MTLOutput(loss=loss, language_losses=losses, encoder_last_hidden_state=memory)
+        penalty = None
+        if self.config.sharing == "soft" and loss is not None:
+            penalty = soft_sharing_penalty(self.encoders)
+            loss = loss + self.config.soft_sharing_weight * penalty
+        return MTLOutput(loss=loss, language_losses=losses, sharing_penalty=penalty)
 
     def check_languages(self, langs) -> list[str]:
         """`langs` as a list (None: every language of the model); an unknown one is an error naming the known."""
@@ -153,19 +214,19 @@ class MTLTranslationModel(MTLPreTrainedModel):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, langs=None, rows=None, **overrides) -> dict[str, torch.Tensor]:
-        """Translate into every language in `langs` (default: all). The encoder runs once; each head decodes
-        from the same encoder states. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
+        """Translate into every language in `langs` (default: all). Shared encoder blocks run once; each head
+        decodes from the encoder states of its language. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
         Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}."""
         langs = self.check_languages(langs)
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        memory = self.encode(input_ids, attention_mask)  # (B, S, E)
+        keep = {lang: (rows or {}).get(lang, slice(None)) for lang in langs}
+        memory = self.encode(input_ids, attention_mask, keep)  # {lang: (B_lang, S, E)}
         cfg, out = self.config, {}
         for lang in langs:
-            keep = rows[lang] if rows is not None and lang in rows else slice(None)
             head, settings = self.decoders[lang], self.generation_settings(lang, **overrides)
             kwargs = dict(bos=cfg.target_bos_token_id, eos=cfg.target_eos_token_id, pad=cfg.target_pad_token_id)
-            cross_kv, cross_mask = head.cross_kv(memory[keep]), attention_mask[keep][:, None, None, :].bool()
+            cross_kv, cross_mask = head.cross_kv(memory[lang]), attention_mask[keep[lang]][:, None, None, :].bool()
             if settings["num_beams"] > 1:
                 out[lang] = beam_search(head, cross_kv, cross_mask, **kwargs, **settings)
             else:

@@ -17,13 +17,13 @@ from accelerate.utils import set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
-from transformers.trainer_pt_utils import LengthGroupedSampler
 
 from .configs import Recipe
+from .data.balancing import RowSampler, language_shares, target_mask, temperature_row_weights
 from .data.collator import MultiTargetCollator
 from .data.gettext import build_gettext_corpus
-from .data.loading import language_coverage, load_multitarget_dataset
-from .encoders import freeze_encoder_layers, resolve_encoder
+from .data.loading import language_coverage, load_multitarget_dataset, sample_rows
+from .encoders import resolve_encoder
 from .evaluation import evaluate_translator, format_results
 from .hub import push_to_hub, save_model_card
 from .modeling_mtl import MTLTranslationModel
@@ -51,11 +51,8 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
     train = splits[data.train_split].shuffle(seed=recipe.training.seed)
     if data.max_train_samples:
         train = train.select(range(min(data.max_train_samples, len(train))))
-    evals = {}
-    for name in wanted[1:]:
-        rows = splits[name].shuffle(seed=recipe.training.seed)  # files may be sorted: sample, not the head
-        limit = (data.max_test_samples if name == data.test_split else data.max_eval_samples) or len(rows)
-        evals[name] = rows.select_columns(["translation"])[: min(limit, len(rows))]["translation"]
+    evals = {name: sample_rows(splits[name], data.max_test_samples if name == data.test_split
+                               else data.max_eval_samples, recipe.training.seed) for name in wanted[1:]}
     accelerator.print(f"train rows: {len(train)}, target coverage: {language_coverage(train, data.target_langs)}")
     return train, evals
 
@@ -81,13 +78,15 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
         decoder_layers=m.decoder_layers, decoder_hidden_size=m.decoder_hidden_size,
         decoder_attention_heads=m.decoder_attention_heads, decoder_ffn_dim=m.decoder_ffn_dim,
         decoder_dropout=m.decoder_dropout, max_target_positions=m.max_target_length + 1,
-        label_smoothing=m.label_smoothing, sharing=m.sharing, loss_weighting=m.loss_weighting,
-        loss_weights=m.loss_weights,
+        label_smoothing=m.label_smoothing, sharing=m.sharing, soft_sharing_weight=m.soft_sharing_weight,
+        shared_layers=m.shared_layers, language_groups=m.language_groups or None, loss_weighting=m.loss_weighting,
+        loss_weights=m.loss_weights, dwa_temperature=m.dwa_temperature, dwa_window=m.dwa_window,
+        gradnorm_alpha=m.gradnorm_alpha,
     )
     model.config.encoder_name_or_path = encoder_name
     model.generation_config.max_new_tokens = recipe.training.eval_max_new_tokens
     model.generation_config.num_beams = recipe.training.num_beams
-    freeze_encoder_layers(model.encoder, m.trainable_encoder_layers)
+    model.freeze_encoder(m.trainable_encoder_layers)
     return model
 
 
@@ -107,15 +106,21 @@ def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int):
     return optimizer, scheduler
 
 
-def build_loader(recipe: Recipe, train, collator) -> DataLoader:
-    t = recipe.training
-    sampler = None
-    if t.group_by_length:  # batches of similar source length: less padding, faster steps
-        lengths = [len(row[recipe.data.source_lang]) for row in train["translation"]]
-        sampler = LengthGroupedSampler(t.per_device_train_batch_size, lengths=lengths,
-                                       generator=torch.Generator().manual_seed(t.seed))
-    return DataLoader(train, batch_size=t.per_device_train_batch_size, sampler=sampler, shuffle=sampler is None,
-                      collate_fn=collator, drop_last=False)
+def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> DataLoader:
+    """Shuffled rows each epoch, grouped into batches of similar source length (less padding, faster steps) and,
+    with `language_temperature` != 1, drawn with weights that rebalance the languages."""
+    t, data = recipe.training, recipe.data
+    rows = train["translation"]
+    weights = None
+    if data.language_temperature != 1.0:
+        has = target_mask(rows, data.target_langs)
+        weights = temperature_row_weights(has, data.language_temperature)
+        shares = zip(data.target_langs, language_shares(has).tolist(), language_shares(has, weights).tolist())
+        accelerator.print("language shares natural -> sampled (T=%g): %s" % (data.language_temperature, ", ".join(
+            f"{lang} {a:.3f} -> {b:.3f}" for lang, a, b in shares)))
+    lengths = [len(row[data.source_lang]) for row in rows] if t.group_by_length else None
+    sampler = RowSampler(len(rows), t.seed, weights, lengths, t.per_device_train_batch_size)
+    return DataLoader(train, batch_size=t.per_device_train_batch_size, sampler=sampler, collate_fn=collator)
 
 
 def latest_checkpoint(output_dir: str) -> str | None:
@@ -203,7 +208,10 @@ class Trainer:
                 self.optimizer.step()
                 self.scheduler.step()
                 self.optimizer.zero_grad()
-            window.append({"loss": out.loss.item(), **{k: v.item() for k, v in out.language_losses.items()}})
+            losses = {"loss": out.loss, **out.language_losses}
+            if out.sharing_penalty is not None:
+                losses["sharing_penalty"] = out.sharing_penalty
+            window.append({k: v.item() for k, v in losses.items()})
             if not acc.sync_gradients:
                 continue
             self.state["step"] += 1
@@ -213,6 +221,8 @@ class Trainer:
                 logs = {f"train/{k}": sum(w[k] for w in window if k in w) / sum(k in w for w in window)
                         for k in {key for w in window for key in w}}
                 logs["train/lr"] = self.scheduler.get_last_lr()[0]
+                weights = acc.unwrap_model(self.model).loss_weighting.current_weights()
+                logs.update({f"train/weight_{lang}": w for lang, w in weights.items()})
                 acc.log(logs, step=step)
                 progress.set_postfix(loss=f"{logs['train/loss']:.3f}")
                 window = []
@@ -248,7 +258,7 @@ def run(recipe: Recipe) -> dict:
     # 2. model, optimizer, loader
     model = build_model(recipe, tokenizer, encoder_path, recipe.model.encoder_name_or_path)
     optimizer, scheduler = build_optimizer(recipe, model, t.max_steps)
-    loader = build_loader(recipe, train, collator)
+    loader = build_loader(recipe, train, collator, accelerator)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if t.report_to:
         accelerator.init_trackers("mtl-translate", config={k: str(v) for k, v in recipe.to_dict().items()})

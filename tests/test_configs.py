@@ -5,6 +5,7 @@ from pathlib import Path
 import pytest
 import yaml
 
+from mtl_translate import MTLConfig
 from mtl_translate.configs import load_recipe
 
 RECIPES = sorted(p for p in Path(__file__).parents[1].joinpath("recipes").rglob("*.yaml")
@@ -59,3 +60,29 @@ def test_recipe_round_trips_through_yaml(tmp_path):
     again = load_recipe(str(tmp_path / "recipe.yaml"))
     assert again.data.target_langs == ["de", "fr"] and again.training == recipe.training.__class__(
         **{**recipe.training.__dict__, "hub_token": None})
+
+
+def test_a_recipe_can_start_from_a_base_recipe(tmp_path):
+    (tmp_path / "base.yaml").write_text("learning_rate: 1.0e-3\nmax_steps: 10\ntarget_langs: [de]\n")
+    (tmp_path / "child.yaml").write_text("base: base.yaml\nmax_steps: 20\nloss_weighting: dwa\n")
+    recipe = load_recipe(str(tmp_path / "child.yaml"), ["--learning_rate", "2e-3"])
+    assert recipe.training.max_steps == 20 and recipe.model.loss_weighting == "dwa"
+    assert recipe.data.target_langs == ["de"] and recipe.training.learning_rate == 2e-3
+
+
+@pytest.mark.parametrize("path", RECIPES, ids=lambda p: f"{p.parent.name}/{p.name}")
+def test_every_recipe_gives_a_valid_model_config(path):
+    """Sharing / weighting keys are checked when the model config is built (groups, modes, combinations)."""
+    m, data = load_recipe(str(path)).model, load_recipe(str(path)).data
+    config = MTLConfig(languages=data.target_langs, target_vocab_sizes={lang: 8 for lang in data.target_langs},
+                       sharing=m.sharing, shared_layers=m.shared_layers, language_groups=m.language_groups or None,
+                       loss_weighting=m.loss_weighting, loss_weights=m.loss_weights)
+    assert config.sharing in ("hard", "soft", "partial")
+
+
+def test_quickstart_has_a_recipe_per_method():
+    methods = {load_recipe(str(p)).model.loss_weighting for p in RECIPES if p.parent.name == "quickstart"}
+    sharing = {load_recipe(str(p)).model.sharing for p in RECIPES if p.parent.name == "quickstart"}
+    temperatures = {load_recipe(str(p)).data.language_temperature for p in RECIPES if p.parent.name == "quickstart"}
+    assert methods == {"static", "uncertainty", "dwa", "gradnorm", "pcgrad"}
+    assert sharing == {"hard", "soft", "partial"} and len(temperatures) > 1

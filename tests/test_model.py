@@ -24,11 +24,11 @@ def head_grads(model, lang):
 def test_forward_shapes_and_per_language_losses(tiny_model, tokenizer):
     batch = batch_of(tokenizer, corpus_rows()[:4])
     out = tiny_model(**batch)
-    assert out.encoder_last_hidden_state.shape == (*batch["input_ids"].shape, 48)
     assert set(out.language_losses) == set(LANGS)
     assert torch.allclose(out.loss, sum(out.language_losses.values()))
+    memory = tiny_model.encode(batch["input_ids"], batch["attention_mask"], {"de": slice(None)})["de"]
+    assert memory.shape == (*batch["input_ids"].shape, 48)
     head = tiny_model.decoders["de"]
-    memory = out.encoder_last_hidden_state
     labels = batch["labels"]["de"]
     logits = head(labels.clamp(min=0), head.cross_kv(memory), batch["attention_mask"][:, None, None, :].bool())
     assert logits.shape == (*labels.shape, tokenizer["de"].vocab_size)
@@ -138,7 +138,7 @@ def test_translate_all_equals_per_language_generation(tiny_model, tokenizer):
 def test_beam_search_with_one_beam_equals_greedy(tiny_model, tokenizer):
     batch = batch_of(tokenizer, corpus_rows()[:5])
     tiny_model.eval()
-    memory = tiny_model.encode(batch["input_ids"], batch["attention_mask"])
+    memory = tiny_model.encode(batch["input_ids"], batch["attention_mask"], {"de": slice(None)})["de"]
     mask = batch["attention_mask"][:, None, None, :].bool()
     ids = dict(bos=2, eos=3, pad=0, max_new_tokens=7)
     for lang in LANGS:
@@ -220,3 +220,46 @@ def test_bf16_mixed_precision_through_accelerate(tiny_model, tokenizer):
         assert grad.dtype == torch.float32 and torch.isfinite(grad).all() and grad.abs().sum() > 0  # ... weights fp32
     finally:
         AcceleratorState._reset_state(reset_partial_state=True)
+
+
+@pytest.mark.parametrize("method", ["static", "uncertainty", "dwa", "gradnorm", "pcgrad"])
+def test_every_loss_weighting_trains_the_model_and_saves_its_state(tokenizer, tmp_path, method):
+    torch.manual_seed(0)
+    model = MTLTranslationModel(tiny_config(tokenizer, loss_weighting=method, dwa_window=2))
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-2)
+    batch = batch_of(tokenizer, corpus_rows()[:8])
+    losses = []
+    for _ in range(6):
+        out = model(**batch)
+        out.loss.backward()
+        assert all(p.grad is not None for p in model.encoder.encoder.parameters())
+        optimizer.step()
+        optimizer.zero_grad()
+        losses.append(sum(out.language_losses.values()).item())
+    assert losses[-1] < losses[0]
+    weights = model.loss_weighting.current_weights()
+    assert set(weights) == set(LANGS)
+    if method in ("uncertainty", "dwa", "gradnorm"):
+        assert any(abs(w - 1.0) > 1e-4 for w in weights.values())  # learned or dynamic: they moved
+    model.save_pretrained(tmp_path)
+    assert AutoModel.from_pretrained(tmp_path).loss_weighting.current_weights() == pytest.approx(weights)
+
+
+def test_pcgrad_in_the_model_projects_the_gradient_at_the_encoder_output(tokenizer):
+    from mtl_translate.losses import PCGrad
+
+    torch.manual_seed(0)
+    model = MTLTranslationModel(tiny_config(tokenizer, loss_weighting="pcgrad"))
+    captured = {}
+    model.encoder.register_forward_hook(lambda m, i, out: captured.update(hidden=out.last_hidden_state))
+    out = model(**batch_of(tokenizer, corpus_rows()[:6]))
+    hidden = captured["hidden"]  # (B, S, E), before the per-language copies
+    grads = [torch.autograd.grad(out.language_losses[lang], hidden, retain_graph=True)[0] for lang in LANGS]
+    assert all(g.abs().sum() > 0 for g in grads)
+    hidden.retain_grad()
+    torch.manual_seed(7)
+    out.loss.backward()
+    torch.manual_seed(7)
+    (expected,) = PCGrad.combine(grads)
+    torch.testing.assert_close(hidden.grad, expected)
+    assert not torch.allclose(hidden.grad, sum(grads))  # the languages conflict somewhere: surgery changed it

@@ -65,6 +65,13 @@ def load_multitarget_dataset(
     return out[split] if split is not None else datasets.DatasetDict(out)
 
 
+def sample_rows(ds: datasets.Dataset, limit: int | None, seed: int) -> list[dict]:
+    """The `translation` dicts of a seeded random sample of `limit` rows (all rows when None); files may be sorted,
+    so evaluation samples rather than taking the head. Training, `evaluate` and `compare` draw the same sample."""
+    limit = min(limit or len(ds), len(ds))
+    return ds.shuffle(seed=seed).select_columns(["translation"])[:limit]["translation"]
+
+
 def language_coverage(ds: datasets.Dataset, langs: Sequence[str]) -> dict[str, int]:
     """Rows with a non-missing value per language (arrow null counts: no Python loop)."""
     table = ds.select_columns(["translation"]).with_format("arrow")[:].flatten()
