@@ -152,7 +152,8 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
     body = [
         f"# {name}\n",
         f"A multi-target translation model built with mtl-translate: one shared pretrained encoder, "
-        f"`{encoder}`{local}, feeding {heads}, one per target language, with `{sharing}` parameter sharing. "
+        f"`{encoder}`{local}, feeding {heads}, one per target language, with `{sharing}` parameter sharing "
+        f"and `{config.get('loss_weighting', 'static')}` loss weighting. "
         f"It translates {source} → {', '.join(targets)}, encoding the source once for all targets.\n",
         _eval_section(evals, source, targets) if evals else NOT_EVALUATED,
         "## Usage\n",
