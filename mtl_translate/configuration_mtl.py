@@ -16,27 +16,32 @@ class MTLConfig(PretrainedConfig):
     model_type = "mtl_translation"
     sub_configs_defaults = {"encoder": SubConfigSpec(config_class=AutoConfig, model_type="bert")}
 
+    # the shared encoder and the languages
     encoder: PretrainedConfig | dict | None = None
-    encoder_name_or_path: str | None = None
+    encoder_name_or_path: str | None = None  # the checkpoint it came from (model card, base_model)
     source_lang: str = "en"
     languages: list[str] | None = None
-    target_vocab_sizes: dict[str, int] | None = None
+    target_vocab_sizes: dict[str, int] | None = None  # {lang: SentencePiece vocabulary size}
+    # one architecture for every decoder head
     decoder_layers: int = 3
     decoder_hidden_size: int = 256
     decoder_attention_heads: int = 4
     decoder_ffn_dim: int = 1024
     decoder_dropout: float = 0.1
-    max_target_positions: int = 128
+    max_target_positions: int = 128  # longest target, in tokens, EOS included
     label_smoothing: float = 0.1
-    sharing: str = "hard"  # hard | soft | partial (see sharing.py)
-    soft_sharing_weight: float = 0.01
-    shared_layers: int | None = None
-    language_groups: dict[str, list[str]] | None = None
-    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad (see losses.py)
-    loss_weights: dict[str, float] | None = None
+    # how languages share the encoder (sharing.py)
+    sharing: str = "hard"  # hard | soft | partial
+    soft_sharing_weight: float = 0.01  # soft: weight of the L2 penalty between encoder copies
+    shared_layers: int | None = None  # partial: bottom encoder blocks shared by all languages
+    language_groups: dict[str, list[str]] | None = None  # partial: {group: [langs]} sharing the blocks above
+    # how their losses combine (losses.py)
+    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
+    loss_weights: dict[str, float] | None = None  # static: {lang: weight}, default 1
     dwa_temperature: float = 2.0
-    dwa_window: int = 50
-    gradnorm_alpha: float = 1.5
+    dwa_window: int = 50  # dwa: training forward calls per loss-averaging window
+    gradnorm_alpha: float = 1.5  # gradnorm: asymmetry, how hard slow languages are pushed
+    # special tokens of every target vocabulary
     target_pad_token_id: int = 0
     target_unk_token_id: int = 1
     target_bos_token_id: int = 2
