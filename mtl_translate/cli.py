@@ -25,12 +25,24 @@ def cmd_compare(args, extra: list[str]) -> None:
     print(Path(report["output_dir"], "comparison.md").read_text())
 
 
+def load_translator(args):
+    """The model of `--model` on `--device`, int8-quantized with `--quantize int8` (CPU only, so CPU by default)."""
+    from .translate import Translator
+
+    device = args.device or ("cpu" if args.quantize == "int8" else None)
+    translator = Translator.from_pretrained(args.model, device=device)
+    if args.quantize == "int8":
+        from .quantization import quantize_int8
+
+        quantize_int8(translator.model)
+    return translator
+
+
 def cmd_evaluate(args, _) -> None:
     from .data.loading import load_multitarget_dataset, sample_rows
     from .evaluation import evaluate_translator, format_results
-    from .translate import Translator
 
-    translator = Translator.from_pretrained(args.model, device=args.device)
+    translator = load_translator(args)
     source = translator.model.config.source_lang
     langs = translator.check_languages(args.langs)
     rows = load_multitarget_dataset(args.data, source, langs, split=args.split, dataset_config=args.dataset_config)
@@ -44,9 +56,9 @@ def cmd_evaluate(args, _) -> None:
 
 
 def cmd_translate(args, _) -> None:
-    from .translate import Translator, write_jsonl
+    from .translate import write_jsonl
 
-    translator = Translator.from_pretrained(args.model, device=args.device)
+    translator = load_translator(args)
     source = open(args.input, encoding="utf-8") if args.input else sys.stdin
     sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
     with source, sink:
@@ -109,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
         p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
+        p.add_argument("--quantize", choices=["none", "int8"], default="none",
+                       help="int8: dynamic int8 quantization of the decoder heads, for CPU inference")
 
     p = sub.add_parser("build-data", help="build a multi-target corpus")
     kinds = p.add_subparsers(dest="kind", required=True)

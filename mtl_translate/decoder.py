@@ -54,11 +54,12 @@ class DecoderLayer(nn.Module):
         return x + self.dropout(self.ffn(self.norm3(x)))
 
 
-def sinusoidal_positions(positions: torch.Tensor, dim: int) -> torch.Tensor:
-    """(T,) -> (T, dim) fixed sin/cos position encodings (Vaswani et al., 2017): nothing to learn or store."""
+def sinusoidal_positions(positions: torch.Tensor, dim: int, dtype: torch.dtype) -> torch.Tensor:
+    """(T,) -> (T, dim) fixed sin/cos position encodings (Vaswani et al., 2017): nothing to learn or store.
+    Computed in float32, returned in `dtype` (the embeddings' dtype: bf16 weights stay bf16)."""
     inv_freq = torch.exp(torch.arange(0, dim, 2, device=positions.device) * (-math.log(10000.0) / dim))
     angles = positions[:, None].float() * inv_freq[None, :]  # (T, dim/2)
-    return torch.cat([angles.sin(), angles.cos()], dim=-1)
+    return torch.cat([angles.sin(), angles.cos()], dim=-1).to(dtype)
 
 
 class DecoderHead(nn.Module):
@@ -93,8 +94,12 @@ class DecoderHead(nn.Module):
         With `caches` (one list per layer), decodes incrementally from position `start`.
         """
         positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
-        x = self.embed_tokens(input_ids) * self.embed_scale + sinusoidal_positions(positions, self.dim)  # (B, T, D)
-        x = self.dropout(x)
+        x = self.embed_tokens(input_ids) * self.embed_scale  # (B, T, D)
+        x = self.dropout(x + sinusoidal_positions(positions, self.dim, x.dtype))
         for i, layer in enumerate(self.layers):
             x = layer(x, cross_kv[i], cross_mask, None if caches is None else caches[i])
-        return F.linear(self.final_norm(x), self.embed_tokens.weight)  # (B, T, V)
+        return self.output_projection(self.final_norm(x))  # (B, T, V)
+
+    def output_projection(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, D) -> (B, T, V) logits, through the input embedding (tied)."""
+        return F.linear(x, self.embed_tokens.weight)

@@ -1,4 +1,5 @@
-"""Greedy and beam-search decoding for one decoder head, from encoder states computed once for all heads."""
+"""Greedy and beam-search decoding for one decoder head (or `StackedHeads`: all heads as one), from encoder states
+computed once for all heads."""
 
 import torch
 
@@ -80,3 +81,12 @@ def beam_search(
             for j in range(k):
                 add(b, scores[b, j].item(), seqs[b * k + j].tolist())
     return pad_sequences([f[0][1] for f in finished], pad).to(device)
+
+
+def decode(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, num_beams: int, max_new_tokens: int,
+           length_penalty: float) -> torch.Tensor:
+    """Greedy search for one beam, beam search for more; `generation_settings` gives the last three arguments."""
+    ids = dict(bos=bos, eos=eos, pad=pad, max_new_tokens=max_new_tokens)
+    if num_beams > 1:
+        return beam_search(head, cross_kv, cross_mask, num_beams=num_beams, length_penalty=length_penalty, **ids)
+    return greedy_search(head, cross_kv, cross_mask, **ids)

@@ -14,9 +14,10 @@ from transformers.utils import ModelOutput
 from .configuration_mtl import MTLConfig
 from .decoder import DecoderHead
 from .encoders import freeze_encoder_layers, layer_stack
-from .generation import beam_search, greedy_search
+from .generation import decode
 from .losses import LossWeighting, build_loss_weighting
 from .sharing import language_group_map, run_split_encoder, soft_sharing_penalty, split_encoder
+from .stacked import stacked_heads, trim
 
 
 def encoder_class(config):
@@ -138,10 +139,11 @@ class MTLTranslationModel(MTLPreTrainedModel):
             return
         k = trainable_layers
         if self.config.sharing == "partial":
+            top = len(next(iter(self.encoder_groups.values())))  # blocks above the shared ones, in every group
             for blocks in self.encoder_groups.values():
                 for i, block in enumerate(blocks):
-                    block.requires_grad_(k is None or i >= len(blocks) - k)
-            k = None if k is None else max(k - len(blocks), 0)
+                    block.requires_grad_(k is None or i >= top - k)
+            k = None if k is None else max(k - top, 0)
         freeze_encoder_layers(self.encoder, k)
 
     def encode(self, input_ids, attention_mask, rows: dict[str, torch.Tensor | slice]) -> dict[str, torch.Tensor]:
@@ -213,22 +215,40 @@ class MTLTranslationModel(MTLPreTrainedModel):
         return settings
 
     @torch.no_grad()
-    def generate(self, input_ids, attention_mask=None, langs=None, rows=None, **overrides) -> dict[str, torch.Tensor]:
+    def generate(self, input_ids, attention_mask=None, langs=None, rows=None, stacked: bool | None = None,
+                 **overrides) -> dict[str, torch.Tensor]:
         """Translate into every language in `langs` (default: all). Shared encoder blocks run once; each head
         decodes from the encoder states of its language. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
-        Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}."""
+        Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}.
+
+        With hard sharing, languages with the same generation settings decode together, as one stacked computation
+        over all their heads (`StackedHeads`) on every row (a language's `rows` are picked afterwards), with the same
+        output as one by one. `stacked`: None = for groups of 2+ languages, True = for every language, False = never."""
         langs = self.check_languages(langs)
+        cfg, rows = self.config, rows or {}
+        if stacked and cfg.sharing != "hard":
+            raise ValueError(f"stacked=True needs sharing: hard (every head reads the same encoder states); "
+                             f"this model has sharing={cfg.sharing!r}.")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
-        keep = {lang: (rows or {}).get(lang, slice(None)) for lang in langs}
-        memory = self.encode(input_ids, attention_mask, keep)  # {lang: (B_lang, S, E)}
-        cfg, out = self.config, {}
+        settings = {lang: self.generation_settings(lang, **overrides) for lang in langs}
+        groups = {}  # {settings: [lang]}
+        if stacked is not False and cfg.sharing == "hard":
+            for lang in langs:
+                groups.setdefault(tuple(sorted(settings[lang].items())), []).append(lang)
+        groups = [group for group in groups.values() if len(group) > 1 or stacked]
+        together = {lang for group in groups for lang in group}
+        keep = {lang: rows.get(lang, slice(None)) for lang in langs}
+        memory = self.encode(input_ids, attention_mask, {lang: slice(None) if lang in together else keep[lang]
+                                                         for lang in langs})  # {lang: (B_lang, S, E)}
+        ids, out = dict(bos=cfg.target_bos_token_id, eos=cfg.target_eos_token_id, pad=cfg.target_pad_token_id), {}
+        for group in groups:
+            heads = stacked_heads(self, group)
+            cross_mask = attention_mask[:, None, None, :].bool().repeat(len(group), 1, 1, 1)  # (N*B, 1, 1, S)
+            every_row = decode(heads, heads.cross_kv(memory[group[0]]), cross_mask, **ids, **settings[group[0]])
+            out.update((lang, trim(x[keep[lang]], ids["eos"])) for lang, x in zip(group, every_row.chunk(len(group))))
         for lang in langs:
-            head, settings = self.decoders[lang], self.generation_settings(lang, **overrides)
-            kwargs = dict(bos=cfg.target_bos_token_id, eos=cfg.target_eos_token_id, pad=cfg.target_pad_token_id)
-            cross_kv, cross_mask = head.cross_kv(memory[lang]), attention_mask[keep[lang]][:, None, None, :].bool()
-            if settings["num_beams"] > 1:
-                out[lang] = beam_search(head, cross_kv, cross_mask, **kwargs, **settings)
-            else:
-                out[lang] = greedy_search(head, cross_kv, cross_mask, max_new_tokens=settings["max_new_tokens"], **kwargs)
-        return out
+            if lang not in together:
+                head, cross_mask = self.decoders[lang], attention_mask[keep[lang]][:, None, None, :].bool()
+                out[lang] = decode(head, head.cross_kv(memory[lang]), cross_mask, **ids, **settings[lang])
+        return {lang: out[lang] for lang in langs}
