@@ -70,8 +70,8 @@ def beam_search(
         tokens = tok.gather(1, keep).view(-1, 1)
         scores = top_scores.gather(1, keep)  # (B, K), best first
         seqs = torch.cat([seqs[rows], tokens], dim=1)
-        for cache in caches:
-            cache[:] = [t.index_select(0, rows) for t in cache]
+        for t in (t for cache in caches for t in cache):  # (rows, H, positions or more, D/H) keys and values
+            t[:, :, : step + 1] = t[:, :, : step + 1].index_select(0, rows)  # in place: spare room is not copied
         best_live = (scores[:, 0] / (step + 1) ** length_penalty).tolist()
         done = [d or (len(f) == k and best_live[b] <= f[-1][0]) for b, (d, f) in enumerate(zip(done, finished))]
         if all(done):

@@ -44,8 +44,8 @@ class LayerNorm:
 
 def extend(cache: list, k: torch.Tensor, v: torch.Tensor, start: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Writes keys/values (N*B, H, T, D/H) at position `start` of the cache, a [keys, values] pair of buffers with
-    room to spare (doubled when full; an empty list at first), and returns those up to here. The search functions
-    reorder beams with `index_select` on every tensor of the cache, which works on these buffers as on any cache."""
+    room to spare (doubled when full; an empty list at first), and returns those up to here. Beam search reorders
+    the filled positions of every cache tensor in place, which works on these buffers as on any cache."""
     end = start + k.shape[2]
     if not cache or cache[0].shape[2] < end:
         grown = [k.new_empty(*k.shape[:2], max(2 * end, 16), k.shape[3]) for _ in range(2)]

@@ -44,7 +44,7 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--beams", type=ints, default=[1, 4], help="1 = greedy")
     p.add_argument("--new-tokens", type=int, default=32, help="tokens generated per sentence")
     p.add_argument("--source-length", type=int, default=24)
-    p.add_argument("--repeats", type=int, default=2, help="timed runs per cell (after one warm-up run of each path); "
+    p.add_argument("--repeats", type=int, default=1, help="timed runs per cell (after one warm-up run of each path); "
                    "the median counts")
     p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--stacked", choices=["auto", "on", "off"], default="auto", help="our generate's stacked path")
