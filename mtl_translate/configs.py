@@ -73,6 +73,7 @@ class TrainingArguments:
     gradient_accumulation_steps: int = 1
     max_grad_norm: float = 1.0
     mixed_precision: str = "no"  # no | fp16 | bf16
+    gradient_checkpointing: bool = False  # recompute encoder blocks and decoder heads in backward: less memory
     group_by_length: bool = True
     logging_steps: int = 50
     eval_steps: int = 1000

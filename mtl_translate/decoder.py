@@ -78,6 +78,7 @@ class DecoderHead(nn.Module):
         )
         self.final_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(config.decoder_dropout)
+        self.gradient_checkpointing = False  # set by `activation_checkpointing_enable`, read by the model's loss
         for module in self.modules():  # read by MTLPreTrainedModel._init_weights
             if isinstance(module, nn.Linear):
                 module.head_init = "xavier"

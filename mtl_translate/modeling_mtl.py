@@ -40,6 +40,7 @@ class MTLPreTrainedModel(PreTrainedModel):
     base_model_prefix = "mtl"
     main_input_name = "input_ids"
     _keep_in_fp32_modules_strict = ["loss_weighting"]  # learned weights and loss statistics stay float32
+    supports_gradient_checkpointing = True  # encoder blocks and whole decoder heads (`DecoderHead.gradient_checkpointing`)
 
     @torch.no_grad()
     def _init_weights(self, module):
@@ -163,7 +164,17 @@ class MTLTranslationModel(MTLPreTrainedModel):
         return {lang: memory[lang][keep] for lang, keep in rows.items()}
 
     def language_loss(self, lang: str, memory, attention_mask, labels) -> torch.Tensor:
-        """Mean token cross-entropy of one head on the rows that have a target (labels: (B', T), -100 = ignore)."""
+        """Mean token cross-entropy of one head on the rows that have a target (labels: (B', T), -100 = ignore).
+
+        With activation checkpointing on (`model.activation_checkpointing_enable()`, recipe key
+        `gradient_checkpointing`), only the loss is kept: the head's activations and (B', T, V) logits are recomputed
+        in the backward pass, one language at a time, so an added language costs its weights and optimizer state."""
+        head = self.decoders[lang]
+        if head.gradient_checkpointing and self.training:
+            return head._gradient_checkpointing_func(self.head_loss, lang, memory, attention_mask, labels)
+        return self.head_loss(lang, memory, attention_mask, labels)
+
+    def head_loss(self, lang: str, memory, attention_mask, labels) -> torch.Tensor:
         cfg = self.config
         decoder_input = labels.new_full(labels.shape, cfg.target_pad_token_id)
         decoder_input[:, 0] = cfg.target_bos_token_id

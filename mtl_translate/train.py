@@ -87,6 +87,8 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
     model.generation_config.max_new_tokens = recipe.training.eval_max_new_tokens
     model.generation_config.num_beams = recipe.training.num_beams
     model.freeze_encoder(m.trainable_encoder_layers)
+    if recipe.training.gradient_checkpointing:
+        model.activation_checkpointing_enable()
     return model
 
 

@@ -7,7 +7,7 @@ encoder + one head, each stepping on the same rows with its own language. sample
 with its N targets. Sizes as in benchmark_translate.py (MiniLM-L6 encoder, 3-layer d=384 heads, target vocab 8000),
 random weights and token ids.
 
-Memory (multi-task model, per N): state = bytes of every parameter, gradient and AdamW state tensor after a step;
+Memory (multi-task model, per N; without and with activation checkpointing): state = bytes of every parameter, gradient and AdamW state tensor after a step;
 peak = CUDA: torch.cuda.max_memory_allocated over build + 2 steps minus the allocation before building the model;
 CPU (Linux): peak resident set size (VmHWM, reset through /proc/self/clear_refs) over build + 2 steps minus VmRSS
 before, after handing freed heap memory back to the OS (glibc malloc_trim), so that no earlier model's is reused.
@@ -49,9 +49,11 @@ def parse_args() -> argparse.Namespace:
     return args
 
 
-def build(s: dict, langs: list[str], device: str):
-    """A model with one head per language, in train mode, and its AdamW (default recipe)."""
+def build(s: dict, langs: list[str], device: str, checkpointing: bool = False):
+    """A model with one head per language, in train mode (activation checkpointing on or off), and its AdamW."""
     model = MTLTranslationModel(mtl_config(s, langs)).to(device).train()
+    if checkpointing:
+        model.activation_checkpointing_enable()
     recipe = Recipe(ModelArguments(), DataArguments(), TrainingArguments())
     return model, build_optimizer(recipe, model, num_steps=1000)[0]
 
@@ -76,7 +78,7 @@ def process_memory(field: str) -> int:
         return next(int(line.split()[1]) * 1024 for line in f if line.startswith(field + ":"))
 
 
-def memory_row(s: dict, n: int, ids, labels: dict, args, autocast) -> dict:
+def memory_row(s: dict, n: int, ids, labels: dict, args, autocast, checkpointing: bool) -> dict:
     """Params, state bytes, peak memory of training the N-head model for two steps; one head's state bytes."""
     gc.collect()
     if args.device == "cuda":
@@ -89,7 +91,7 @@ def memory_row(s: dict, n: int, ids, labels: dict, args, autocast) -> dict:
             f.write("5")  # resets VmHWM to the current VmRSS
         before = process_memory("VmRSS")
     langs = [f"l{i}" for i in range(n)]
-    model, optimizer = build(s, langs, args.device)
+    model, optimizer = build(s, langs, args.device, checkpointing)
     for _ in range(2):  # the second step holds activations, gradients and AdamW state at once
         step(model, optimizer, ids, {lang: labels[lang] for lang in langs}, autocast)
     peak = torch.cuda.max_memory_allocated() if args.device == "cuda" else process_memory("VmHWM")
@@ -129,18 +131,23 @@ def main() -> None:
         del multi, multi_opt, singles
 
     peak_kind = "max_memory_allocated" if args.device == "cuda" else "peak RSS (VmHWM) delta"
-    print(f"\nmemory as languages are added (state = params + grads + AdamW state; peak = {peak_kind})\n"
-          f"{'N':>3}{'params':>13}{'state MiB':>11}{'peak MiB':>10}{'N single-task state MiB':>25}")
-    rows = [memory_row(s, n, ids, labels, args, autocast) for n in sorted({1, *args.memory_langs})]
-    for r in rows:
-        print(f"{r['n']:>3}{r['params']:>13,}{r['state'] / MiB:>11.1f}{r['peak'] / MiB:>10.1f}"
+    print(f"\nmemory as languages are added (state = params + grads + AdamW state; peak = {peak_kind}; "
+          f"ckpt = with activation checkpointing)\n{'N':>3}{'params':>13}{'state MiB':>11}{'peak MiB':>10}"
+          f"{'ckpt peak MiB':>15}{'N single-task state MiB':>25}")
+    ns = sorted({1, *args.memory_langs})
+    rows = [memory_row(s, n, ids, labels, args, autocast, checkpointing=False) for n in ns]
+    memory_row(s, 1, ids, labels, args, autocast, checkpointing=True)  # its first use allocates once: not counted
+    ckpt = [memory_row(s, n, ids, labels, args, autocast, checkpointing=True)["peak"] for n in ns]
+    for r, peak in zip(rows, ckpt):
+        print(f"{r['n']:>3}{r['params']:>13,}{r['state'] / MiB:>11.1f}{r['peak'] / MiB:>10.1f}{peak / MiB:>15.1f}"
               f"{r['n'] * rows[0]['state'] / MiB:>25.1f}", flush=True)
     if len(rows) > 1:
         first, last, head = rows[0], rows[-1], rows[0]["head"]
-        added = last["n"] - first["n"]
+        per_added = lambda a, b: (b - a) / (last["n"] - first["n"]) / head  # noqa: E731
         print(f"per added language (N={first['n']} -> {last['n']}), relative to one head's params+grads+AdamW state "
-              f"({head / MiB:.1f} MiB): state {(last['state'] - first['state']) / added / head:.2f}x, "
-              f"peak {(last['peak'] - first['peak']) / added / head:.2f}x")
+              f"({head / MiB:.1f} MiB): state {per_added(first['state'], last['state']):.2f}x, "
+              f"peak {per_added(first['peak'], last['peak']):.2f}x, "
+              f"peak with activation checkpointing {per_added(ckpt[0], ckpt[-1]):.2f}x")
     key = 4 if 4 in speedups else max(speedups)
     print(f"train_step_speedup N={key}: {speedups[key]:.2f}x")
 

@@ -118,7 +118,8 @@ def test_unknown_recipe_key_lists_valid_keys(trained):
 
 
 def test_train_under_accelerate_launch_with_two_processes(corpus_dir, encoder_path, tmp_path):
-    """DDP on two CPU processes: sharded evaluation is gathered back to exactly one hypothesis per row."""
+    """DDP on two CPU processes (with activation checkpointing): sharded evaluation is gathered back to exactly one
+    hypothesis per row."""
     out = tmp_path / "ddp"
     proc = subprocess.run(
         [sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2", "--num_machines", "1",
@@ -126,7 +127,8 @@ def test_train_under_accelerate_launch_with_two_processes(corpus_dir, encoder_pa
          "--dataset_name", str(corpus_dir), "--target_langs", "de,fr,es", "--output_dir", str(out),
          "--trainable_encoder_layers", "1", "--decoder_layers", "1", "--decoder_hidden_size", "64",
          "--decoder_ffn_dim", "128", "--target_vocab_size", "400", "--max_steps", "4", "--eval_steps", "2",
-         "--save_steps", "2", "--per_device_train_batch_size", "4", "--eval_max_new_tokens", "6"],
+         "--save_steps", "2", "--per_device_train_batch_size", "4", "--eval_max_new_tokens", "6",
+         "--gradient_checkpointing", "true"],
         capture_output=True, text=True, env=ENV, timeout=600, cwd=os.path.dirname(os.path.dirname(__file__)),
     )
     assert proc.returncode == 0, proc.stderr[-3000:]

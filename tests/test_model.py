@@ -263,3 +263,34 @@ def test_pcgrad_in_the_model_projects_the_gradient_at_the_encoder_output(tokeniz
     (expected,) = PCGrad.combine(grads)
     torch.testing.assert_close(hidden.grad, expected)
     assert not torch.allclose(hidden.grad, sum(grads))  # the languages conflict somewhere: surgery changed it
+
+
+def step_saving(model, batch) -> tuple[int, dict]:
+    """Bytes of the tensors autograd keeps for backward outside checkpointed regions, and the gradients."""
+    saved = 0
+
+    def pack(t):
+        nonlocal saved
+        saved += t.numel() * t.element_size()
+        return t
+
+    model.zero_grad()
+    torch.manual_seed(3)  # the same dropout masks in both runs
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        loss = model(**batch).loss
+    loss.backward()
+    return saved, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+
+def test_activation_checkpointing_keeps_gradients_and_drops_head_activations(tokenizer):
+    torch.manual_seed(0)
+    model = MTLTranslationModel(tiny_config(tokenizer, decoder_dropout=0.1)).train()
+    batch = batch_of(tokenizer, corpus_rows()[:8])
+    kept, grads = step_saving(model, batch)
+    model.activation_checkpointing_enable()
+    assert all(model.decoders[lang].gradient_checkpointing for lang in LANGS)
+    kept_checkpointed, grads_checkpointed = step_saving(model, batch)
+    assert grads.keys() == grads_checkpointed.keys() and len(grads) > 20
+    for name, grad in grads.items():
+        torch.testing.assert_close(grads_checkpointed[name], grad, msg=name)
+    assert kept_checkpointed < kept / 10, (kept_checkpointed, kept)  # heads keep only their inputs
