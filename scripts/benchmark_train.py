@@ -23,7 +23,8 @@ import gc
 
 import torch
 
-from benchmark_translate import SIZES, autocast_for, ints, median_seconds, mtl_config  # beside this script
+from benchmark_translate import (SIZES, autocast_for, benchmark_parser, ints, median_seconds, mtl_config,  # beside
+                                 setup)
 from mtl_translate import MTLTranslationModel
 from mtl_translate.configs import DataArguments, ModelArguments, Recipe, TrainingArguments
 from mtl_translate.train import build_optimizer
@@ -32,17 +33,14 @@ MiB = 2**20
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = benchmark_parser(__doc__, "tiny models, short sequences: a smoke test")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: forward under torch.autocast")
     p.add_argument("--langs", type=ints, default=[4], help="N for the step-time comparison")
     p.add_argument("--memory-langs", type=ints, default=[1, 2, 4, 8], help="N for the memory table (1 is added)")
     p.add_argument("--batch-size", type=int, default=16)
-    p.add_argument("--source-length", type=int, default=24)
     p.add_argument("--target-length", type=int, default=24)
     p.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up step; the median counts")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--quick", action="store_true", help="tiny models, short sequences: a smoke test")
     args = p.parse_args()
     if args.quick:
         args.batch_size, args.source_length, args.target_length, args.repeats = 4, 8, 6, 1
@@ -102,9 +100,7 @@ def memory_row(s: dict, n: int, ids, labels: dict, args, autocast, checkpointing
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    setup(args)
     s = SIZES["quick" if args.quick else "full"]
     autocast = autocast_for(args)
     n_max = max(args.langs + args.memory_langs)

@@ -35,21 +35,33 @@ def ints(text: str) -> list[int]:
     return [int(x) for x in text.split(",") if x.strip()]
 
 
+def benchmark_parser(doc: str, quick_help: str) -> argparse.ArgumentParser:
+    """The options every benchmark script has; `setup(args)` applies them."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--source-length", type=int, default=24)
+    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
+    p.add_argument("--quick", action="store_true", help=quick_help)
+    return p
+
+
+def setup(args) -> None:
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    torch.manual_seed(0)
+
+
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = benchmark_parser(__doc__, "smoke test: tiny models, N=4, batch 32, greedy, 4 tokens")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: both sides under torch.autocast")
     p.add_argument("--langs", type=ints, default=[2, 4, 8], help="values of N")
     p.add_argument("--batch-sizes", type=ints, default=[1, 8, 32])
     p.add_argument("--beams", type=ints, default=[1, 4], help="1 = greedy")
     p.add_argument("--new-tokens", type=int, default=32, help="tokens generated per sentence")
-    p.add_argument("--source-length", type=int, default=24)
     p.add_argument("--repeats", type=int, default=1, help="timed runs per cell (after one warm-up run of each path); "
                    "the median counts")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
     p.add_argument("--stacked", choices=["auto", "on", "off"], default="auto", help="our generate's stacked path")
     p.add_argument("--quantize", choices=["none", "int8"], default="none", help="also time quantize_int8(ours), CPU")
-    p.add_argument("--quick", action="store_true", help="smoke test: tiny models, N=4, batch 32, greedy, 4 tokens")
     args = p.parse_args()
     if args.quick:
         args.langs, args.batch_sizes, args.beams, args.new_tokens, args.repeats = [4], [32], [1], 4, 1
@@ -128,9 +140,7 @@ def median_seconds(fn, repeats: int, device: str, warmup: int = 1) -> float:
 
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    setup(args)
     sizes, n_max = SIZES["quick" if args.quick else "full"], max(args.langs)
     ours = build_ours(sizes, n_max, args.new_tokens).to(args.device)
     marians = [build_marian(sizes).to(args.device) for _ in range(n_max)]

@@ -12,19 +12,16 @@ import time
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmark_translate import SIZES, build_ours  # beside this script
+from benchmark_translate import SIZES, benchmark_parser, build_ours, setup  # beside this script
 
 
 def parse_args() -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p = benchmark_parser(__doc__, "tiny model: a smoke test")
     p.add_argument("--langs", type=int, default=4, help="N")
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--num-beams", type=int, default=1)
     p.add_argument("--new-tokens", type=int, default=32)
-    p.add_argument("--source-length", type=int, default=24)
     p.add_argument("--top", type=int, default=10, help="operators listed per path")
-    p.add_argument("--threads", type=int, default=None, help="torch.set_num_threads (default: torch's)")
-    p.add_argument("--quick", action="store_true", help="tiny model: a smoke test")
     return p.parse_args()
 
 
@@ -37,9 +34,7 @@ def seconds(fn) -> float:
 @torch.no_grad()
 def main() -> None:
     args = parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    torch.manual_seed(0)
+    setup(args)
     sizes = SIZES["quick" if args.quick else "full"]
     model = build_ours(sizes, args.langs, args.new_tokens)
     ids = torch.randint(5, sizes["src_vocab"], (args.batch_size, args.source_length))  # (B, S)

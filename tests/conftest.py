@@ -2,7 +2,7 @@ import json
 
 import pytest
 import torch
-from transformers import AutoTokenizer, BertConfig
+from transformers import BertConfig
 
 from mtl_translate import MTLConfig, MTLTranslationModel
 from mtl_translate.encoders import resolve_encoder
