@@ -232,21 +232,23 @@ class MTLTranslationModel(MTLPreTrainedModel):
         decodes from the encoder states of its language. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
         Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}.
 
-        With hard sharing, languages with the same generation settings decode together, as one stacked computation
-        over all their heads (`StackedHeads`) on every row (a language's `rows` are picked afterwards), with the same
-        output as one by one. `stacked`: None = for groups of 2+ languages, True = for every language, False = never."""
+        Languages that read the same encoder states (all of them with hard sharing, each group with partial sharing)
+        and share generation settings decode together, as one stacked computation over all their heads
+        (`StackedHeads`) on every row (a language's `rows` are picked afterwards), with the same output as one by one.
+        `stacked`: None = for groups of 2+ languages, True = for every language, False = never."""
         langs = self.check_languages(langs)
         cfg, rows = self.config, rows or {}
-        if stacked and cfg.sharing != "hard":
-            raise ValueError(f"stacked=True needs sharing: hard (every head reads the same encoder states); "
-                             f"this model has sharing={cfg.sharing!r}.")
+        if stacked and cfg.sharing == "soft":
+            raise ValueError("stacked=True needs heads that read the same encoder states (sharing: hard or partial); "
+                             "with sharing: soft every language has its own encoder.")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         settings = {lang: self.generation_settings(lang, **overrides) for lang in langs}
-        groups = {}  # {settings: [lang]}
-        if stacked is not False and cfg.sharing == "hard":
+        groups = {}  # {(encoder states, settings): [lang]}
+        if stacked is not False and cfg.sharing != "soft":
             for lang in langs:
-                groups.setdefault(tuple(sorted(settings[lang].items())), []).append(lang)
+                states = self.language_group[lang] if cfg.sharing == "partial" else None
+                groups.setdefault((states, tuple(sorted(settings[lang].items()))), []).append(lang)
         groups = [group for group in groups.values() if len(group) > 1 or stacked]
         together = {lang for group in groups for lang in group}
         keep = {lang: rows.get(lang, slice(None)) for lang in langs}

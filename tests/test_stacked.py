@@ -191,16 +191,26 @@ def test_rows_restriction_picks_rows_of_the_stacked_decode(fitted, num_beams):
     assert_same(out, expected)
 
 
-@pytest.mark.parametrize("sharing", [dict(sharing="soft"), dict(sharing="partial", shared_layers=1,
-                                                                   language_groups={"romance": ["fr", "es", "it"]})])
-def test_soft_and_partial_sharing_decode_head_by_head(sharing):
+def test_partial_sharing_stacks_each_group_of_languages():
+    """Languages of one group read the same encoder states: they decode together; de, alone in its group, does not."""
     torch.manual_seed(0)
-    model = MTLTranslationModel(config(**sharing)).eval()
+    model = fit(MTLTranslationModel(config(sharing="partial", shared_layers=1,
+                                           language_groups={"romance": ["fr", "es", "it"]})))
+    input_ids, attention_mask = sources(6, seed=1)
+    for num_beams in (1, 3):
+        out = model.generate(input_ids, attention_mask, num_beams=num_beams, max_new_tokens=12)
+        assert_same(out, one_by_one(model, input_ids, attention_mask, num_beams=num_beams, max_new_tokens=12))
+    assert set(STACKS[model]) == {("fr", "es", "it")}
+
+
+def test_soft_sharing_decodes_head_by_head():
+    torch.manual_seed(0)
+    model = MTLTranslationModel(config(sharing="soft")).eval()
     input_ids, attention_mask = sources(4, seed=1)
     out = model.generate(input_ids, attention_mask, max_new_tokens=6)
     assert model not in STACKS
     assert_same(out, one_by_one(model, input_ids, attention_mask, max_new_tokens=6))
-    with pytest.raises(ValueError, match="stacked=True needs sharing: hard"):
+    with pytest.raises(ValueError, match="stacked=True needs heads that read the same encoder states"):
         model.generate(input_ids, attention_mask, stacked=True)
 
 
