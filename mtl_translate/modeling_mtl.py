@@ -40,7 +40,7 @@ class MTLPreTrainedModel(PreTrainedModel):
     base_model_prefix = "mtl"
     main_input_name = "input_ids"
     _keep_in_fp32_modules_strict = ["loss_weighting"]  # learned weights and loss statistics stay float32
-    supports_gradient_checkpointing = True  # encoder blocks and whole decoder heads (`DecoderHead.gradient_checkpointing`)
+    supports_gradient_checkpointing = True  # encoder blocks, and each decoder head as a whole
 
     @torch.no_grad()
     def _init_weights(self, module):
