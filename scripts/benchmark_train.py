@@ -98,6 +98,19 @@ def memory_row(s: dict, n: int, ids, labels: dict, args, autocast, checkpointing
                 head=state_bytes(list(model.decoders["l0"].parameters()), optimizer))
 
 
+def step_seconds(s: dict, n: int, ids, labels: dict, args, autocast) -> tuple[float, float]:
+    """Median seconds of one multi-task step over n languages and of n single-task steps (its models are freed on
+    return, before the memory table)."""
+    langs = [f"l{i}" for i in range(n)]
+    multi, multi_opt = build(s, langs, args.device)
+    singles = [build(s, [lang], args.device) for lang in langs]
+    t_multi = median_seconds(lambda: step(multi, multi_opt, ids, {lang: labels[lang] for lang in langs}, autocast),
+                             args.repeats, args.device)
+    t_single = median_seconds(lambda: [step(m, o, ids, {lang: labels[lang]}, autocast)
+                                       for (m, o), lang in zip(singles, langs)], args.repeats, args.device)
+    return t_multi, t_single
+
+
 def main() -> None:
     args = parse_args()
     setup(args)
@@ -114,17 +127,10 @@ def main() -> None:
           f"{'single-task samples/s':>23}{'speedup':>9}")
     speedups = {}
     for n in args.langs:
-        langs = [f"l{i}" for i in range(n)]
-        multi, multi_opt = build(s, langs, args.device)
-        singles = [build(s, [lang], args.device) for lang in langs]
-        t_multi = median_seconds(lambda: step(multi, multi_opt, ids, {lang: labels[lang] for lang in langs}, autocast),
-                                 args.repeats, args.device)
-        t_single = median_seconds(lambda: [step(m, o, ids, {lang: labels[lang]}, autocast)
-                                           for (m, o), lang in zip(singles, langs)], args.repeats, args.device)
+        t_multi, t_single = step_seconds(s, n, ids, labels, args, autocast)
         speedups[n] = t_single / t_multi
         print(f"{n:>3}{args.batch_size / t_multi:>22.2f}{args.batch_size / t_single:>23.2f}{speedups[n]:>8.2f}x",
               flush=True)
-        del multi, multi_opt, singles
 
     peak_kind = "max_memory_allocated" if args.device == "cuda" else "peak RSS (VmHWM) delta"
     print(f"\nmemory as languages are added (state = params + grads + AdamW state; peak = {peak_kind}; "

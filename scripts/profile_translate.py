@@ -7,12 +7,11 @@ the share of the encoder (timed alone) and the operators with the most self CPU 
 """
 
 import argparse
-import time
 
 import torch
 from torch.profiler import ProfilerActivity, profile
 
-from benchmark_translate import SIZES, benchmark_parser, build_ours, setup  # beside this script
+from benchmark_translate import SIZES, benchmark_parser, build_ours, median_seconds, setup  # beside this script
 
 
 def parse_args() -> argparse.Namespace:
@@ -23,12 +22,6 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--new-tokens", type=int, default=32)
     p.add_argument("--top", type=int, default=10, help="operators listed per path")
     return p.parse_args()
-
-
-def seconds(fn) -> float:
-    start = time.perf_counter()
-    fn()
-    return time.perf_counter() - start
 
 
 @torch.no_grad()
@@ -45,8 +38,8 @@ def main() -> None:
           f"threads={torch.get_num_threads()}")
     for name, stacked in [("head by head (stacked=False, before)", False), ("stacked (after)", True)]:
         run = lambda: model.generate(ids, mask, stacked=stacked, **gen)  # noqa: E731
-        run()  # warm-up: builds the stack, primes allocator and kernels
-        wall, encoder = seconds(run), seconds(encode)
+        wall = median_seconds(run, 1, "cpu")  # after one warm-up call: it builds the stack, primes the allocator
+        encoder = median_seconds(encode, 1, "cpu", warmup=0)
         with profile(activities=[ProfilerActivity.CPU]) as prof:
             run()
         events = sorted(prof.key_averages(), key=lambda e: e.self_cpu_time_total, reverse=True)
