@@ -48,7 +48,7 @@ def cmd_evaluate(args, _) -> None:
     rows = load_multitarget_dataset(args.data, source, langs, split=args.split, dataset_config=args.dataset_config)
     rows = sample_rows(rows, args.max_samples, args.seed)  # the same seeded sample as training's test evaluation
     results = evaluate_translator(translator, rows, source, langs, batch_size=args.batch_size, show_progress=True,
-                                  num_beams=args.num_beams)
+                                  num_beams=args.num_beams, no_repeat_ngram_size=args.no_repeat_ngram_size)
     results.update(split=args.split, dataset=args.data)
     print(format_results(results))
     if args.output:
@@ -64,6 +64,7 @@ def cmd_translate(args, _) -> None:
     with source, sink:
         records = translator.translate_stream(source, args.langs, batch_size=args.batch_size, num_beams=args.num_beams,
                                               max_new_tokens=args.max_new_tokens,
+                                              no_repeat_ngram_size=args.no_repeat_ngram_size,
                                               show_progress=args.input is not None)  # stderr
         write_jsonl(records, sink)
 
@@ -120,6 +121,8 @@ def build_parser() -> argparse.ArgumentParser:
         p = sub.choices[name]
         p.add_argument("--batch-size", type=int, default=32)
         p.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
+        p.add_argument("--no-repeat-ngram-size", type=int, default=None,
+                       help="never repeat an n-gram of this size in an output (0: off); default: the generation config")
         p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
         p.add_argument("--quantize", choices=["none", "int8"], default="none",
                        help="int8: dynamic int8 quantization of the decoder heads, for CPU inference")

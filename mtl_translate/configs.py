@@ -82,6 +82,7 @@ class TrainingArguments:
     resume_from_checkpoint: str | None = None  # a checkpoint folder, or "latest"
     report_to: list[str] = field(default_factory=list)  # accelerate trackers: tensorboard, wandb, ...
     num_beams: int = 1
+    no_repeat_ngram_size: int = 0  # saved in the generation config: outputs never repeat an n-gram of this size
     eval_max_new_tokens: int = 64
     push_to_hub: bool = False
     hub_model_id: str | None = None

@@ -14,8 +14,21 @@ def pad_sequences(seqs: list[list[int]], pad: int) -> torch.Tensor:
     return torch.tensor([s + [pad] * (width - len(s)) for s in seqs], dtype=torch.long)
 
 
+def ban_repeated_ngrams(logits: torch.Tensor, seqs: torch.Tensor, n: int) -> torch.Tensor:
+    """HF's `no_repeat_ngram_size`: -inf for every token that would complete an n-gram already in its row.
+    logits: (B, V) next-token scores; seqs: (B, t) the tokens generated so far."""
+    if n <= 0 or seqs.shape[1] < n:
+        return logits
+    ngrams = seqs.unfold(1, n, 1)  # (B, t-n+1, n)
+    prefix = seqs[:, seqs.shape[1] - n + 1 :]  # (B, n-1) the last n-1 tokens
+    seen = (ngrams[:, :, :-1] == prefix[:, None]).all(-1)  # (B, t-n+1) n-grams that start like the next one
+    hits = torch.zeros(logits.shape, device=logits.device).scatter_add_(1, ngrams[:, :, -1], seen.float())  # (B, V)
+    return logits.masked_fill(hits > 0, float("-inf"))
+
+
 @torch.no_grad()
-def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int) -> torch.Tensor:
+def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int,
+                  no_repeat_ngram_size: int = 0) -> torch.Tensor:
     """Returns (B, T) token ids, EOS included, padded with `pad`; stops as soon as every sentence has ended."""
     batch = cross_mask.shape[0]
     tokens = torch.full((batch, 1), bos, dtype=torch.long, device=cross_mask.device)
@@ -24,6 +37,8 @@ def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, m
     out = []
     for step in range(max_new_tokens):
         logits = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1]  # (B, V)
+        if no_repeat_ngram_size and out:
+            logits = ban_repeated_ngrams(logits, torch.cat(out, dim=1), no_repeat_ngram_size)
         tokens = logits.argmax(dim=-1).masked_fill(done, pad)[:, None]  # (B, 1)
         out.append(tokens)
         done |= tokens[:, 0] == eos
@@ -35,7 +50,7 @@ def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, m
 @torch.no_grad()
 def beam_search(
     head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int, num_beams: int,
-    length_penalty: float = 1.0,
+    length_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
 ) -> torch.Tensor:
     """Beam search with a KV cache. Hypotheses are ranked by sum of log-probs / length ** length_penalty.
 
@@ -57,6 +72,7 @@ def beam_search(
 
     for step in range(max_new_tokens):
         logp = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1].float().log_softmax(-1)
+        logp = ban_repeated_ngrams(logp, seqs, no_repeat_ngram_size)  # (B*K, V)
         vocab = logp.shape[-1]
         cand = (scores.view(-1, 1) + logp).view(batch, k * vocab)
         top_scores, top_idx = cand.topk(2 * k, dim=1)  # (B, 2K): at most K of them end in EOS
@@ -84,9 +100,9 @@ def beam_search(
 
 
 def decode(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, num_beams: int, max_new_tokens: int,
-           length_penalty: float) -> torch.Tensor:
-    """Greedy search for one beam, beam search for more; `generation_settings` gives the last three arguments."""
-    ids = dict(bos=bos, eos=eos, pad=pad, max_new_tokens=max_new_tokens)
+           length_penalty: float, no_repeat_ngram_size: int) -> torch.Tensor:
+    """Greedy search for one beam, beam search for more; `generation_settings` gives the last four arguments."""
+    ids = dict(bos=bos, eos=eos, pad=pad, max_new_tokens=max_new_tokens, no_repeat_ngram_size=no_repeat_ngram_size)
     if num_beams > 1:
         return beam_search(head, cross_kv, cross_mask, num_beams=num_beams, length_penalty=length_penalty, **ids)
     return greedy_search(head, cross_kv, cross_mask, **ids)

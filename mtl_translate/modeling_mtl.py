@@ -219,7 +219,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
     def generation_settings(self, lang: str, **overrides) -> dict:
         """Decoding settings for one language: call overrides > `generation_config.per_language[lang]` > defaults."""
         gc = self.generation_config
-        settings = {"num_beams": gc.num_beams, "max_new_tokens": gc.max_new_tokens, "length_penalty": gc.length_penalty}
+        settings = {"num_beams": gc.num_beams, "max_new_tokens": gc.max_new_tokens, "length_penalty": gc.length_penalty,
+                    "no_repeat_ngram_size": gc.no_repeat_ngram_size or 0}
         settings.update((getattr(gc, "per_language", None) or {}).get(lang, {}))
         settings.update({k: v for k, v in overrides.items() if v is not None})
         settings["max_new_tokens"] = min(settings["max_new_tokens"], self.config.max_target_positions)

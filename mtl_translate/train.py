@@ -86,6 +86,7 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
     model.config.encoder_name_or_path = encoder_name
     model.generation_config.max_new_tokens = recipe.training.eval_max_new_tokens
     model.generation_config.num_beams = recipe.training.num_beams
+    model.generation_config.no_repeat_ngram_size = recipe.training.no_repeat_ngram_size
     model.freeze_encoder(m.trainable_encoder_layers)
     if recipe.training.gradient_checkpointing:
         model.activation_checkpointing_enable()

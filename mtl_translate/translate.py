@@ -39,7 +39,8 @@ class Translator:
 
         Batches are built from length-sorted texts (less padding). `rows` limits a language to some texts
         ({lang: [bool per text]}; the others get None). Generation settings (`num_beams`, `max_new_tokens`,
-        `length_penalty`) apply to every language; without them each language uses its generation config.
+        `length_penalty`, `no_repeat_ngram_size`) apply to every language; without them each language uses its
+        generation config.
         """
         langs = self.check_languages(langs)
         order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
