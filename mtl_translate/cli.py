@@ -5,9 +5,24 @@ import json
 import sys
 from pathlib import Path
 
+from .checkpointing import TrainingError
+
 
 def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def int_at_least(low: int):
+    """An argparse type: an integer >= `low`, so that `--num-beams 0` is an error, not quietly greedy."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer >= {low}, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
+        return value
+    return parse
 
 
 def cmd_train(args, extra: list[str]) -> None:
@@ -47,8 +62,10 @@ def cmd_evaluate(args, _) -> None:
     langs = translator.check_languages(args.langs)
     rows = load_multitarget_dataset(args.data, source, langs, split=args.split, dataset_config=args.dataset_config)
     rows = sample_rows(rows, args.max_samples, args.seed)  # the same seeded sample as training's test evaluation
+    bleu_tokenize = None if args.bleu_tokenize == "auto" else args.bleu_tokenize
     results = evaluate_translator(translator, rows, source, langs, batch_size=args.batch_size, show_progress=True,
-                                  num_beams=args.num_beams, no_repeat_ngram_size=args.no_repeat_ngram_size)
+                                  bleu_tokenize=bleu_tokenize, num_beams=args.num_beams,
+                                  no_repeat_ngram_size=args.no_repeat_ngram_size)
     results.update(split=args.split, dataset=args.data)
     print(format_results(results))
     if args.output:
@@ -56,17 +73,20 @@ def cmd_evaluate(args, _) -> None:
 
 
 def cmd_translate(args, _) -> None:
-    from .translate import write_jsonl
+    """Input is read as bytes and decoded line by line: a non-UTF-8 byte is an error naming its line."""
+    from .translate import read_lines, write_jsonl
 
     translator = load_translator(args)
-    source = open(args.input, encoding="utf-8") if args.input else sys.stdin
-    sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
-    with source, sink:
-        records = translator.translate_stream(source, args.langs, batch_size=args.batch_size, num_beams=args.num_beams,
+    source = open(args.input, "rb") if args.input else sys.stdin.buffer
+    with source:
+        records = translator.translate_stream(read_lines(source, args.input or "<stdin>"), args.langs,
+                                              batch_size=args.batch_size, num_beams=args.num_beams,
                                               max_new_tokens=args.max_new_tokens,
                                               no_repeat_ngram_size=args.no_repeat_ngram_size,
-                                              show_progress=args.input is not None)  # stderr
-        write_jsonl(records, sink)
+                                              show_progress=args.input is not None)  # stderr; arguments checked now
+        sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
+        with sink:
+            write_jsonl(records, sink)
 
 
 def cmd_build_data(args, _) -> None:
@@ -106,8 +126,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--dataset-config", default=None)
     p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
     p.add_argument("--output", default=None, help="write the results as JSON here")
-    p.add_argument("--max-samples", type=int, default=None, help="score a seeded random sample of this many rows")
+    p.add_argument("--max-samples", type=int_at_least(1), default=None,
+                   help="score a seeded random sample of this many rows")
     p.add_argument("--seed", type=int, default=42, help="seed of that sample (training uses the recipe's seed)")
+    p.add_argument("--bleu-tokenize", default="auto",
+                   choices=["auto", "13a", "intl", "zh", "ja-mecab", "ko-mecab", "flores200", "char", "none"],
+                   help="sacrebleu tokenizer for BLEU in every language; auto: per language (zh, ja-mecab, "
+                        "ko-mecab for Chinese, Japanese, Korean; 13a otherwise)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("translate", help="one sentence per input line -> one JSON object per line")
@@ -115,13 +140,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
     p.add_argument("--input", default=None, help="default: stdin")
     p.add_argument("--output", default=None, help="default: stdout")
-    p.add_argument("--max-new-tokens", type=int, default=None)
+    p.add_argument("--max-new-tokens", type=int_at_least(1), default=None,
+                   help="at most the model's max_target_positions; default: the generation config")
     p.set_defaults(func=cmd_translate)
     for name in ("evaluate", "translate"):
         p = sub.choices[name]
-        p.add_argument("--batch-size", type=int, default=32)
-        p.add_argument("--num-beams", type=int, default=None, help="default: the model's generation config")
-        p.add_argument("--no-repeat-ngram-size", type=int, default=None,
+        p.add_argument("--batch-size", type=int_at_least(1), default=32)
+        p.add_argument("--num-beams", type=int_at_least(1), default=None, help="default: the model's generation config")
+        p.add_argument("--no-repeat-ngram-size", type=int_at_least(0), default=None,
                        help="never repeat an n-gram of this size in an output (0: off); default: the generation config")
         p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
         p.add_argument("--quantize", choices=["none", "int8"], default="none",
@@ -154,7 +180,7 @@ def main(argv: list[str] | None = None) -> None:
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args, extra)
-    except (ValueError, FileNotFoundError) as err:
+    except (ValueError, OSError, TrainingError) as err:  # OSError: a missing file, a Hub download that failed
         sys.exit(f"mtl-translate {args.command}: error: {err}")
 
 

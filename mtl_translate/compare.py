@@ -12,10 +12,31 @@ import json
 import time
 from pathlib import Path
 
+import yaml
+
 from .configs import Recipe, load_recipe
 from .data.loading import load_multitarget_dataset, sample_rows
 from .evaluation import evaluate_translator
 from .translate import Translator
+
+
+# Keys that do not change the trained model: a finished run that differs from the asked recipe only in these is reused.
+NON_MODEL_KEYS = {"output_dir", "push_to_hub", "hub_model_id", "hub_private_repo", "logging_steps", "eval_steps",
+                  "save_steps", "save_total_limit", "report_to", "resume_from_checkpoint", "overwrite_output_dir"}
+
+
+def recipe_changes(run_dir: Path, recipe: Recipe) -> dict[str, tuple]:
+    """`{key: (value it was trained with, value asked)}` for the model-changing keys on which the run's saved
+    `recipe.yaml` and `recipe` differ; a missing or unreadable recipe.yaml differs in every key."""
+    try:
+        saved = yaml.safe_load(Path(run_dir, "recipe.yaml").read_text())
+    except (OSError, yaml.YAMLError):
+        saved = None
+    if not isinstance(saved, dict):
+        return {"recipe.yaml": ("missing or unreadable", "present")}
+    asked = recipe.to_dict()
+    return {key: (saved.get(key, "(absent)"), asked.get(key, "(absent)"))
+            for key in sorted((saved.keys() | asked.keys()) - NON_MODEL_KEYS) if saved.get(key) != asked.get(key)}
 
 
 def single_task_recipe(recipe: Recipe, lang: str, output_dir: Path) -> Recipe:
@@ -36,9 +57,12 @@ def comparison_rows(recipe: Recipe) -> list[dict]:
 
 
 def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, retrain: bool = False) -> dict:
-    """Train (or reuse, when a run's folder already has results) every model, score all on the same rows, report."""
+    """Train every model, score all on the same rows, report. A run whose folder has results from the same recipe
+    (up to `NON_MODEL_KEYS`) is reused; one trained with another recipe is retrained, saying which keys differ."""
     from .train import run
 
+    if not recipe.data.test_split:
+        raise ValueError("compare scores every model on the test split: set test_split (it is null).")
     root = Path(recipe.training.output_dir)
     runs = {f"single-{lang}": single_task_recipe(recipe, lang, root / f"single-{lang}") for lang in recipe.data.target_langs}
     for name, variant in {"mtl": recipe, **(variants or {})}.items():
@@ -46,11 +70,17 @@ def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, re
         runs[name].training.output_dir, runs[name].training.push_to_hub = str(root / name), False
     seconds = {}
     for name, run_recipe in runs.items():
-        done = Path(run_recipe.training.output_dir, "eval_results.json").exists()
-        if retrain or not done:
-            start = time.monotonic()
-            run(run_recipe)
-            seconds[name] = round(time.monotonic() - start)
+        folder = Path(run_recipe.training.output_dir)
+        if not retrain and (folder / "eval_results.json").exists():
+            changes = recipe_changes(folder, run_recipe)
+            if not changes:
+                continue
+            print(f"compare: retraining {name}: {folder} was trained with another recipe ("
+                  + "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()) + ")")
+        run_recipe.training.overwrite_output_dir = True  # the folder is this comparison's own
+        start = time.monotonic()
+        run(run_recipe)
+        seconds[name] = round(time.monotonic() - start)
     rows = comparison_rows(recipe)
     scores = {}
     for name, run_recipe in runs.items():

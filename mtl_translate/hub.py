@@ -7,22 +7,28 @@ README.md stays useful to a human reader: what the model is, how good it is, how
 
 from __future__ import annotations
 
+import fnmatch
 import json
 import logging
 import os
 import re
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 from typing import Any
 
 import yaml
-from huggingface_hub import EvalResult, HfApi, ModelCard, ModelCardData
-from huggingface_hub.errors import HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled
+from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
+from huggingface_hub.errors import LocalTokenNotFoundError
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 
 logger = logging.getLogger(__name__)
 
-# Training leftovers (checkpoints, optimizer state, tensorboard runs) are large and useless for inference.
-UPLOAD_IGNORE_PATTERNS = ["checkpoint*", "checkpoints/*", "*.pt", "runs/*"]
+# Training leftovers (checkpoints, optimizer/RNG state, tracker logs that accelerate writes to
+# output_dir/<project>/) are large, useless for inference, and pickles or logs of local paths.
+UPLOAD_IGNORE_PATTERNS = ["checkpoint*", "checkpoints/*", "*.pt", "*.pth", "*.bin", "*.pkl", "*.ckpt", "runs/*",
+                          "mtl-translate/*", "*tfevents*"]
+# Small configs whose uploaded copy gets local paths replaced (token vocabularies such as tokenizer.json are left
+# alone: a token like "/s" is not a path).
+SCRUBBED_FILES = ["*config.json", "eval_results.json", "*.yaml", "*.yml"]
 TAGS = ["translation", "multi-target", "mtl-translate"]
 NOT_EVALUATED = "## Evaluation\n\nThis model has not been evaluated yet (no eval_results.json in the folder).\n"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
@@ -38,8 +44,33 @@ def _looks_like_hub_id(value: str | None) -> bool:
     return bool(_HUB_ID.match(value)) and ".." not in value and not value.endswith((".", "-"))
 
 
-def _read_json(path: Path) -> dict[str, Any] | None:
-    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else None
+def _public(value: Any) -> Any:
+    """An absolute local path -> its last component (``/home/me/data/ui`` -> ``ui``); anything else unchanged.
+
+    Published files must not show the machine's folders (user names, layout); the base name still says what it was.
+    """
+    if isinstance(value, str) and re.match(r"(~|/|\\\\|[A-Za-z]:[\\/])", value):
+        return PureWindowsPath(value).name or value  # splits on / and \
+    return value
+
+
+def _scrub(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {key: _scrub(value) for key, value in obj.items()}
+    if isinstance(obj, list):
+        return [_scrub(value) for value in obj]
+    return _public(obj)
+
+
+def _read(path: Path) -> Any:
+    """A JSON or YAML file's content (None when absent); a broken one is named, not a parser traceback."""
+    if not path.is_file():
+        return None
+    kind = "JSON" if path.suffix == ".json" else "YAML"
+    try:
+        return (json.loads if kind == "JSON" else yaml.safe_load)(path.read_text(encoding="utf-8"))
+    except (ValueError, yaml.YAMLError) as err:
+        raise ValueError(f"{path} is not valid {kind} ({' '.join(str(err).split())}): fix or remove it.") from None
 
 
 def _recipe_value(recipe: dict[str, Any], key: str) -> Any:
@@ -53,15 +84,14 @@ def _recipe_value(recipe: dict[str, Any], key: str) -> Any:
 
 
 def _load_folder(model_dir: Path) -> tuple[dict, dict | None, dict]:
-    config = _read_json(model_dir / "config.json")
+    config = _read(model_dir / "config.json")
     if config is None:
         raise ValueError(
             f"{model_dir} has no config.json: it is not a trained mtl-translate model folder "
             "(point at the output directory written by `mtl-translate train`)."
         )
-    recipe_path = model_dir / "recipe.yaml"
-    recipe = yaml.safe_load(recipe_path.read_text(encoding="utf-8")) if recipe_path.is_file() else None
-    return config, _read_json(model_dir / "eval_results.json"), recipe if isinstance(recipe, dict) else {}
+    recipe = _read(model_dir / "recipe.yaml")
+    return config, _read(model_dir / "eval_results.json"), recipe if isinstance(recipe, dict) else {}
 
 
 def _language_tag(code: str) -> str:
@@ -88,10 +118,15 @@ def _eval_section(evals: dict[str, Any], source: str, targets: list[str]) -> str
     total = sum(int(rows[t]) for t in targets if t in rows)
     mean_chrf = _mean([chrf.get(t) for t in targets])
     lines.append(f"| **Macro mean** | **{_fmt(mean_bleu)}** | **{_fmt(mean_chrf)}** | {total} |")
-    signatures = "\n".join(
-        f"{name}: {evals[key]}" for name, key in (("BLEU", "signature"), ("chrF", "chrf_signature")) if evals.get(key)
-    )
-    where = f"the `{evals.get('split', 'test')}` split of `{evals.get('dataset', 'the training dataset')}`"
+    by_signature = {}  # languages scored with different BLEU tokenizers (zh, ja-mecab, ...) get one line each
+    for lang, signature in (evals.get("signatures") or {}).items():
+        by_signature.setdefault(signature, []).append(lang)
+    if len(by_signature) > 1:
+        signatures = [f"BLEU ({', '.join(langs)}): {signature}" for signature, langs in by_signature.items()]
+    else:
+        signatures = [f"BLEU: {evals['signature']}"] if evals.get("signature") else []
+    signatures = "\n".join(signatures + ([f"chrF: {evals['chrf_signature']}"] if evals.get("chrf_signature") else []))
+    where = f"the `{evals.get('split', 'test')}` split of `{_public(evals.get('dataset', 'the training dataset'))}`"
     text = f"## Evaluation\n\nScored with sacrebleu on {where}.\n\n" + "\n".join(lines) + "\n"
     return text + (f"\nsacrebleu signatures:\n\n```\n{signatures}\n```\n" if signatures else "")
 
@@ -120,7 +155,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
     config, evals, recipe = _load_folder(model_dir)
     source, targets = config.get("source_lang", "en"), list(config.get("languages", []))
     encoder, sharing = config.get("encoder_name_or_path", "unknown encoder"), config.get("sharing", "hard")
-    repo_id = repo_id or _recipe_value(recipe, "hub_model_id") or str(model_dir)
+    repo_id = repo_id or _recipe_value(recipe, "hub_model_id") or _public(str(model_dir))
     name = repo_id.rstrip("/").split("/")[-1]
     dataset = _recipe_value(recipe, "dataset_name") or (evals or {}).get("dataset")
     eval_results = _eval_results(evals, source, targets, _recipe_value(recipe, "dataset_config")) if evals else []
@@ -152,7 +187,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
     body = [
         f"# {name}\n",
         f"A multi-target translation model built with mtl-translate: one shared pretrained encoder, "
-        f"`{encoder}`{local}, feeding {heads}, one per target language, with `{sharing}` parameter sharing "
+        f"`{_public(encoder)}`{local}, feeding {heads}, one per target language, with `{sharing}` parameter sharing "
         f"and `{config.get('loss_weighting', 'static')}` loss weighting. "
         f"It translates {source} → {', '.join(targets)}, encoding the source once for all targets.\n",
         _eval_section(evals, source, targets) if evals else NOT_EVALUATED,
@@ -160,7 +195,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
         usage,
     ]
     if dataset and not _looks_like_hub_id(dataset):
-        body.append(f"Trained on a local dataset: `{dataset}`.\n")
+        body.append(f"Trained on a local dataset: `{_public(dataset)}`.\n")
     return ModelCard(f"---\n{data.to_yaml()}\n---\n\n" + "\n".join(body))
 
 
@@ -171,6 +206,28 @@ def save_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) ->
     return path
 
 
+def upload_operations(model_dir: str | os.PathLike) -> list[CommitOperationAdd]:
+    """What `push_to_hub` uploads: every file but training leftovers (`UPLOAD_IGNORE_PATTERNS`: checkpoints, tracker
+    logs, and pickles, so weights go out as safetensors only). Configs and the recipe go out with local paths reduced
+    to base names; the local files, used to resume and reproduce, stay as they are."""
+    model_dir = Path(model_dir)
+    files = [p.relative_to(model_dir).as_posix() for p in sorted(model_dir.rglob("*")) if p.is_file()]
+    operations, scrubbed = [], []
+    for name in filter_repo_objects(files, ignore_patterns=UPLOAD_IGNORE_PATTERNS + DEFAULT_IGNORE_PATTERNS):
+        content = model_dir / name
+        if any(fnmatch.fnmatch(name, pattern) for pattern in SCRUBBED_FILES):
+            data = _read(content)
+            clean = _scrub(data)
+            if clean != data:
+                scrubbed.append(name)
+                content = (json.dumps(clean, indent=2, ensure_ascii=False) + "\n" if name.endswith(".json") else
+                           yaml.safe_dump(clean, sort_keys=False, allow_unicode=True)).encode("utf-8")
+        operations.append(CommitOperationAdd(path_in_repo=name, path_or_fileobj=content))
+    if scrubbed:
+        logger.info("Uploading %s with local paths replaced by their base names", ", ".join(scrubbed))
+    return operations
+
+
 def push_to_hub(
     model_dir: str | os.PathLike,
     repo_id: str,
@@ -178,29 +235,32 @@ def push_to_hub(
     token: str | None = None,
     commit_message: str = "Upload mtl-translate model",
 ) -> str:
-    """Write the card, create the repo if needed and upload the folder; returns the repo URL.
+    """Write the card, create the repo if needed and upload `upload_operations` in one commit; returns the repo URL.
 
-    Training checkpoints/optimizer state are skipped. The token is handed to ``HfApi`` only and never logged.
+    Any failure is one ValueError line (the CLI prints it) that says what to do; the model folder stays as it is.
+    The token is handed to ``HfApi`` only and never logged.
     """
     model_dir = Path(model_dir)
     save_model_card(model_dir, repo_id)
-    files = [p.relative_to(model_dir).as_posix() for p in model_dir.rglob("*") if p.is_file()]
-    n_files = len(list(filter_repo_objects(files, ignore_patterns=UPLOAD_IGNORE_PATTERNS + DEFAULT_IGNORE_PATTERNS)))
-    logger.info("Uploading %d files from %s to %s", n_files, model_dir, repo_id)
+    operations = upload_operations(model_dir)
+    logger.info("Uploading %d files from %s to %s", len(operations), model_dir, repo_id)
     api = HfApi(token=token)
     try:
         url = api.create_repo(repo_id, private=private, exist_ok=True, repo_type="model")
-        api.upload_folder(repo_id=repo_id, folder_path=model_dir, commit_message=commit_message,
-                          ignore_patterns=UPLOAD_IGNORE_PATTERNS)
-    except (HfHubHTTPError, LocalTokenNotFoundError, OfflineModeIsEnabled) as err:
+        api.create_commit(repo_id, operations, commit_message=commit_message, repo_type="model")
+    except Exception as err:  # HTTP status, auth, offline mode, or a network error of the HTTP client underneath
         status = getattr(getattr(err, "response", None), "status_code", None)
         if isinstance(err, LocalTokenNotFoundError) or status in (401, 403):
             hint = ("you are not authenticated or your token cannot write there: "
                     "run `hf auth login`, or pass --token / set HF_TOKEN to a write token")
         else:
             hint = "check the repo id, your network connection and that your token has write access"
-        raise RuntimeError(
-            f"Could not push {model_dir} to the Hub repo {repo_id!r}: {hint}. ({type(err).__name__}: {err})"
+        detail = " ".join(str(err).split())
+        if token:
+            detail = detail.replace(token, "***")
+        raise ValueError(
+            f"could not push {model_dir} to the Hub repo {repo_id!r}: {hint} ({type(err).__name__}: {detail}). "
+            f"The model folder is intact: retry with `mtl-translate push --model {model_dir} --repo-id {repo_id}`."
         ) from err
     logger.info("Uploaded %s to %s", repo_id, url)
     return str(url)

@@ -14,7 +14,7 @@ from transformers.utils import ModelOutput
 from .configuration_mtl import MTLConfig
 from .decoder import DecoderHead
 from .encoders import freeze_encoder_layers, layer_stack
-from .generation import decode
+from .generation import check_generation_settings, decode
 from .losses import LossWeighting, build_loss_weighting
 from .sharing import language_group_map, run_split_encoder, soft_sharing_penalty, split_encoder
 from .stacked import stacked_heads, trim
@@ -217,13 +217,22 @@ class MTLTranslationModel(MTLPreTrainedModel):
         return langs
 
     def generation_settings(self, lang: str, **overrides) -> dict:
-        """Decoding settings for one language: call overrides > `generation_config.per_language[lang]` > defaults."""
-        gc = self.generation_config
+        """Decoding settings for one language: call overrides > `generation_config.per_language[lang]` > defaults.
+
+        The saved defaults are capped at `max_target_positions` quietly (a config may predate a shorter model); an
+        override beyond it is an error naming the limit, never a silent cap. Bad values raise here, once per call."""
+        gc, limit = self.generation_config, self.config.max_target_positions
         settings = {"num_beams": gc.num_beams, "max_new_tokens": gc.max_new_tokens, "length_penalty": gc.length_penalty,
                     "no_repeat_ngram_size": gc.no_repeat_ngram_size or 0}
         settings.update((getattr(gc, "per_language", None) or {}).get(lang, {}))
-        settings.update({k: v for k, v in overrides.items() if v is not None})
-        settings["max_new_tokens"] = min(settings["max_new_tokens"], self.config.max_target_positions)
+        settings["max_new_tokens"] = min(settings["max_new_tokens"], limit)
+        overrides = {k: v for k, v in overrides.items() if v is not None}
+        if isinstance(overrides.get("max_new_tokens"), int) and overrides["max_new_tokens"] > limit:
+            raise ValueError(f"max_new_tokens={overrides['max_new_tokens']} is more than this model's "
+                             f"max_target_positions={limit} (the longest target it was trained for, EOS included); "
+                             f"use at most {limit}.")
+        settings.update(overrides)
+        check_generation_settings(settings)
         return settings
 
     @torch.no_grad()

@@ -3,29 +3,33 @@
 Stages: data -> tokenizers -> model -> optimizer -> loop (log, evaluate, checkpoint) -> best model -> test -> push.
 """
 
+import hashlib
 import json
 import logging
 import math
 import os
-import shutil
 import time
 from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
-from accelerate.utils import set_seed
+from accelerate.utils import broadcast, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
+from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
+                            complete_checkpoints, injected_delay, remove_unfinished_saves, replace_folder_contents,
+                            resolve_checkpoint, save_checkpoint)
 from .configs import Recipe
 from .data.balancing import RowSampler, language_shares, target_mask, temperature_row_weights
 from .data.collator import MultiTargetCollator
-from .data.gettext import build_gettext_corpus
+from .data.gettext import build_gettext_corpus, corpus_is_complete
 from .data.loading import language_coverage, load_multitarget_dataset, sample_rows
 from .encoders import resolve_encoder
-from .evaluation import evaluate_translator, format_results
+from .evaluation import bleu_metric, evaluate_translator, format_results
 from .hub import push_to_hub, save_model_card
+from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
 from .translate import Translator
@@ -36,7 +40,7 @@ logger = logging.getLogger(__name__)
 def load_data(recipe: Recipe, accelerator: Accelerator):
     data = recipe.data
     with accelerator.main_process_first():
-        if data.build_gettext and not os.path.exists(data.dataset_name):
+        if data.build_gettext and not corpus_is_complete(data.dataset_name):
             stats = build_gettext_corpus(
                 data.target_langs, data.dataset_name, source_lang=data.source_lang, seed=recipe.training.seed,
                 test_domains=data.gettext_test_domains, max_source_words=data.gettext_max_source_words,
@@ -57,33 +61,59 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
     return train, evals
 
 
+def tokenizer_fingerprint(texts: dict[str, list[str]], vocab_size: int) -> str:
+    """What the target tokenizers were trained from: languages, vocabulary size and every training target."""
+    digest = hashlib.sha256(json.dumps({"vocab_size": vocab_size, "languages": list(texts)}).encode())
+    for lang, lines in texts.items():
+        digest.update(f"\0{lang}\0".encode())
+        digest.update("\n".join(lines).encode())
+    return digest.hexdigest()
+
+
 def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accelerator) -> MTLTokenizer:
-    """Train one SentencePiece model per language on its training targets (reused when resuming)."""
+    """Train one SentencePiece model per language on its training targets; a resumed run reuses them, after
+    checking they were trained from the same data (a fresh run starts in an empty output_dir)."""
     out, langs = recipe.training.output_dir, recipe.data.target_langs
+    rows = train.select_columns(["translation"])[:]["translation"]
+    texts = {lang: [row[lang] for row in rows if row[lang]] for lang in langs}
+    fingerprint = tokenizer_fingerprint(texts, recipe.model.target_vocab_size)
+    stamp = Path(out, "tokenizers", "fingerprint.json")
     with accelerator.main_process_first():
-        files = {lang: os.path.join(out, "tokenizers", lang, "tokenizer.model") for lang in langs}
-        if all(map(os.path.exists, files.values())):
+        if stamp.is_file():
+            saved = json.loads(stamp.read_text())["fingerprint"]
+            if saved != fingerprint:
+                raise ValueError(f"{stamp.parent}: these tokenizers were trained on other data or languages than this "
+                                 "run's (fingerprint differs); resume with the data the run started with, or start a "
+                                 "fresh run with --overwrite_output_dir true.")
+            files = {lang: os.path.join(out, "tokenizers", lang, "tokenizer.model") for lang in langs}
             targets = {lang: TargetTokenizer(vocab_file=path) for lang, path in files.items()}
             return MTLTokenizer(AutoTokenizer.from_pretrained(encoder_path), targets)
-        rows = train.select_columns(["translation"])[:]["translation"]
-        texts = {lang: [row[lang] for row in rows if row[lang]] for lang in langs}
-        return MTLTokenizer.train(encoder_path, texts, recipe.model.target_vocab_size, out)
+        tokenizer = MTLTokenizer.train(encoder_path, texts, recipe.model.target_vocab_size, out)
+        if accelerator.is_main_process:
+            stamp.write_text(json.dumps({"fingerprint": fingerprint}))
+        return tokenizer
 
 
 def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, encoder_name: str) -> MTLTranslationModel:
     m = recipe.model
-    model = MTLTranslationModel.from_encoder(
-        encoder_path, source_lang=recipe.data.source_lang, languages=list(recipe.data.target_langs),
-        target_vocab_sizes={lang: len(tok) for lang, tok in tokenizer.targets.items()},
-        decoder_layers=m.decoder_layers, decoder_hidden_size=m.decoder_hidden_size,
-        decoder_attention_heads=m.decoder_attention_heads, decoder_ffn_dim=m.decoder_ffn_dim,
-        decoder_dropout=m.decoder_dropout, max_target_positions=m.max_target_length + 1,
-        label_smoothing=m.label_smoothing, sharing=m.sharing, soft_sharing_weight=m.soft_sharing_weight,
-        shared_layers=m.shared_layers, language_groups=m.language_groups or None, loss_weighting=m.loss_weighting,
-        loss_weights=m.loss_weights, dwa_temperature=m.dwa_temperature, dwa_window=m.dwa_window,
-        gradnorm_alpha=m.gradnorm_alpha,
-    )
+    try:
+        model = MTLTranslationModel.from_encoder(
+            encoder_path, source_lang=recipe.data.source_lang, languages=list(recipe.data.target_langs),
+            target_vocab_sizes={lang: len(tok) for lang, tok in tokenizer.targets.items()},
+            decoder_layers=m.decoder_layers, decoder_hidden_size=m.decoder_hidden_size,
+            decoder_attention_heads=m.decoder_attention_heads, decoder_ffn_dim=m.decoder_ffn_dim,
+            decoder_dropout=m.decoder_dropout, max_target_positions=m.max_target_length + 1,
+            label_smoothing=m.label_smoothing, sharing=m.sharing, soft_sharing_weight=m.soft_sharing_weight,
+            shared_layers=m.shared_layers, language_groups=m.language_groups or None, loss_weighting=m.loss_weighting,
+            loss_weights=m.loss_weights, dwa_temperature=m.dwa_temperature, dwa_window=m.dwa_window,
+            gradnorm_alpha=m.gradnorm_alpha,
+        )
+    except OSError as err:  # transformers' "not a valid model identifier" / missing files
+        raise ValueError(f"encoder_name_or_path={encoder_name!r} could not be loaded: {err}. Give a local folder with "
+                         "config.json and weights, or a Hub model id (needs the network or the HF cache).") from None
     model.config.encoder_name_or_path = encoder_name
+    model.config.encoder._name_or_path = encoder_name  # not the local copy a package ships (no local paths saved)
+    model.config.max_source_length = m.max_source_length  # inference truncates (with a warning) where training did
     model.generation_config.max_new_tokens = recipe.training.eval_max_new_tokens
     model.generation_config.num_beams = recipe.training.num_beams
     model.generation_config.no_repeat_ngram_size = recipe.training.no_repeat_ngram_size
@@ -93,25 +123,34 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
     return model
 
 
-def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int):
-    """AdamW; no weight decay on biases and norms; the encoder may get its own learning rate."""
+def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int, num_processes: int = 1):
+    """AdamW; no weight decay on biases and norms; every encoder parameter (soft-sharing copies and partial-sharing
+    group blocks included) may get its own learning rate.
+
+    The scheduler is sized as in Accelerate's examples: once prepared, it steps once per process at each optimizer
+    step, so warmup and decay lengths are multiplied by the number of processes."""
     t = recipe.training
     groups = {}
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        lr = t.encoder_learning_rate or t.learning_rate if name.startswith("encoder.") else t.learning_rate
+        in_encoder = not name.startswith(("decoders.", "loss_weighting."))
+        lr = t.encoder_learning_rate or t.learning_rate if in_encoder else t.learning_rate
         decay = 0.0 if param.ndim < 2 else t.weight_decay
         groups.setdefault((lr, decay), []).append(param)
     optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
-    scheduler = get_scheduler(t.lr_scheduler_type, optimizer, num_warmup_steps=t.warmup_steps,
-                              num_training_steps=num_steps)
+    scheduler = get_scheduler(t.lr_scheduler_type, optimizer, num_warmup_steps=t.warmup_steps * num_processes,
+                              num_training_steps=num_steps * num_processes)
     return optimizer, scheduler
 
 
 def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> DataLoader:
     """Shuffled rows each epoch, grouped into batches of similar source length (less padding, faster steps) and,
-    with `language_temperature` != 1, drawn with weights that rebalance the languages."""
+    with `language_temperature` != 1, drawn with weights that rebalance the languages.
+
+    The row order depends on the seed, the epoch and the global batch (per device x processes x accumulation) only,
+    so N processes with batch B see the rows that one process with batch N*B (or accumulation N) sees. The loader
+    has its own seeded generator: iterators it creates on resume do not draw from the global RNG (dropout)."""
     t, data = recipe.training, recipe.data
     rows = train["translation"]
     weights = None
@@ -122,55 +161,53 @@ def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> D
         accelerator.print("language shares natural -> sampled (T=%g): %s" % (data.language_temperature, ", ".join(
             f"{lang} {a:.3f} -> {b:.3f}" for lang, a, b in shares)))
     lengths = [len(row[data.source_lang]) for row in rows] if t.group_by_length else None
-    sampler = RowSampler(len(rows), t.seed, weights, lengths, t.per_device_train_batch_size)
-    return DataLoader(train, batch_size=t.per_device_train_batch_size, sampler=sampler, collate_fn=collator)
-
-
-def latest_checkpoint(output_dir: str) -> str | None:
-    found = sorted(Path(output_dir, "checkpoints").glob("step_*"), key=lambda p: int(p.name.split("_")[1]))
-    return str(found[-1]) if found else None
+    global_batch = t.per_device_train_batch_size * accelerator.num_processes * t.gradient_accumulation_steps
+    sampler = RowSampler(len(rows), t.seed, weights, lengths, global_batch)
+    return DataLoader(train, batch_size=t.per_device_train_batch_size, sampler=sampler, collate_fn=collator,
+                      generator=torch.Generator().manual_seed(t.seed))
 
 
 class Trainer:
-    """The training loop's state: what `save_state` checkpoints and `resume_from_checkpoint` restores."""
+    """The training loop's state: what a checkpoint saves and `resume_from_checkpoint` restores."""
 
     def __init__(self, recipe: Recipe, accelerator: Accelerator, model, tokenizer, optimizer, scheduler, loader,
                  evals):
         self.recipe, self.accelerator, self.model, self.tokenizer = recipe, accelerator, model, tokenizer
         self.optimizer, self.scheduler, self.loader, self.evals = optimizer, scheduler, loader, evals
-        self.state = {"step": 0, "best_mean_bleu": -1.0, "best_step": None, "history": []}
+        self.state = {"step": 0, "best_mean_bleu": -1.0, "best_step": None, "history": [], "log_window": [],
+                      "skipped_steps": 0, "bad_steps_in_a_row": 0, "num_processes": accelerator.num_processes}
 
     def translator(self) -> Translator:
         return Translator(self.accelerator.unwrap_model(self.model), self.tokenizer, self.recipe.model.max_source_length)
 
     def save_checkpoint(self) -> None:
-        t, acc = self.recipe.training, self.accelerator
-        path = Path(t.output_dir, "checkpoints", f"step_{self.state['step']}")
-        acc.save_state(str(path))
-        if acc.is_main_process:
-            (path / "trainer_state.json").write_text(json.dumps(self.state, indent=2))
-            old = sorted(path.parent.glob("step_*"), key=lambda p: int(p.name.split("_")[1]))[: -t.save_total_limit]
-            for stale in old:
-                shutil.rmtree(stale)
+        t = self.recipe.training
+        save_checkpoint(self.accelerator, t.output_dir, self.state["step"], self.state, self.recipe,
+                        t.save_total_limit, self.state["best_step"])
 
-    def resume(self, checkpoint: str) -> None:
-        if checkpoint == "latest":
-            checkpoint = latest_checkpoint(self.recipe.training.output_dir)
-            if checkpoint is None:
-                raise ValueError(f"resume_from_checkpoint=latest but {self.recipe.training.output_dir}/checkpoints "
-                                 "holds no step_* folder.")
-        if not os.path.isdir(checkpoint):
-            raise ValueError(f"resume_from_checkpoint={checkpoint} is not a checkpoint folder.")
-        self.accelerator.load_state(checkpoint)
-        self.state = json.loads(Path(checkpoint, "trainer_state.json").read_text())
-        self.accelerator.print(f"resumed from {checkpoint} at step {self.state['step']}")
+    def save_best(self, translator: Translator) -> None:
+        """Written next to the output folder's files, then moved in file by file (see replace_folder_contents)."""
+        if self.accelerator.is_main_process:
+            tmp = Path(self.recipe.training.output_dir, ".tmp-best")
+            translator.save_pretrained(str(tmp))
+            replace_folder_contents(tmp, Path(self.recipe.training.output_dir))
+
+    def resume(self, path: Path) -> None:
+        try:
+            self.accelerator.load_state(str(path))
+        except Exception as err:  # a truncated optimizer.bin / model.safetensors, a missing random_states file, ...
+            raise ValueError(f"checkpoint {path} cannot be loaded ({type(err).__name__}: {err}); it is corrupt or "
+                             "incomplete: resume from an earlier checkpoint folder (resume_from_checkpoint: "
+                             "PATH) or delete this one.") from None
+        self.state = json.loads(Path(path, "trainer_state.json").read_text())
+        self.accelerator.print(f"resumed from {path} at step {self.state['step']}")
 
     def validate(self) -> None:
         acc, t = self.accelerator, self.recipe.training
         translator = self.translator()  # puts the model in eval mode until the end of this method
         results = evaluate_translator(translator, self.evals[self.recipe.data.validation_split],
                                       self.recipe.data.source_lang, batch_size=t.per_device_eval_batch_size,
-                                      accelerator=acc)
+                                      accelerator=acc, bleu_tokenize=t.bleu_tokenize)
         step = self.state["step"]
         self.state["history"].append({"step": step, "validation": results})
         acc.log({"eval/mean_bleu": results["mean_bleu"], **{f"eval/bleu_{k}": v for k, v in results["bleu"].items()}},
@@ -178,13 +215,16 @@ class Trainer:
         acc.print(f"\nstep {step} validation\n{format_results(results)}")
         if results["mean_bleu"] > self.state["best_mean_bleu"]:
             self.state.update(best_mean_bleu=results["mean_bleu"], best_step=step)
-            if acc.is_main_process:
-                translator.save_pretrained(t.output_dir)
+            self.save_best(translator)
         self.model.train()
         acc.wait_for_everyone()
 
     def train(self) -> None:
         t = self.recipe.training
+        if self.state["step"] >= t.max_steps:
+            self.accelerator.print(f"the run is already at step {self.state['step']} >= max_steps={t.max_steps}: "
+                                   "nothing to train (raise max_steps to continue it)")
+            return
         progress = tqdm(total=t.max_steps, initial=self.state["step"], disable=not self.accelerator.is_local_main_process,
                         desc="train")
         deadline = None if t.max_train_minutes is None else time.monotonic() + 60 * t.max_train_minutes
@@ -192,6 +232,64 @@ class Trainer:
         while not self.train_epoch(progress, deadline):
             pass
         progress.close()
+
+    def out_of_time(self, deadline: float | None) -> bool:
+        """Decided by the main process's clock for every process: they must agree on the last step, or one would
+        enter validation (collectives) while another trains, and the run would hang."""
+        if deadline is None:
+            return False
+        late = torch.tensor([time.monotonic() > deadline], dtype=torch.int32, device=self.accelerator.device)
+        return bool(broadcast(late, from_process=0).item()) if self.accelerator.num_processes > 1 else bool(late)
+
+    def optimizer_step(self) -> bool:
+        """Clip, check, step. False when the gradient is not finite: the step is skipped (weights, optimizer and
+        schedule unchanged). The clipped norm is computed from gradients already averaged over processes, so every
+        process takes the same decision. With fp16, Accelerate's GradScaler skips overflowing steps itself."""
+        acc, t = self.accelerator, self.recipe.training
+        finite = True
+        if acc.sync_gradients:
+            norm = acc.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
+            finite = acc.scaler is not None or bool(torch.isfinite(norm))
+        if finite:
+            self.optimizer.step()
+            self.scheduler.step()
+        self.optimizer.zero_grad()
+        return finite
+
+    def count_bad_step(self, good: bool) -> None:
+        t, state = self.recipe.training, self.state
+        if good:
+            state["bad_steps_in_a_row"] = 0
+            return
+        state["skipped_steps"] += 1
+        state["bad_steps_in_a_row"] += 1
+        self.accelerator.print(f"\nwarning: step {state['step']}: non-finite loss or gradient, optimizer step skipped "
+                               f"({state['skipped_steps']} skipped so far)")
+        if state["bad_steps_in_a_row"] >= t.max_bad_steps:
+            found = complete_checkpoints(t.output_dir)
+            last = f"the last checkpoint is {found[-1][1]}" if found else "no checkpoint was saved"
+            raise TrainingError(f"training stopped at step {state['step']}: the loss or gradient was not finite for "
+                               f"{state['bad_steps_in_a_row']} steps in a row (max_bad_steps={t.max_bad_steps}); "
+                               f"{last}. Lower learning_rate, check the data, or use mixed_precision: no.")
+
+    def log(self, step: int, progress) -> None:
+        """Means over the accumulated micro-batches of every process (one all-reduce), as one process with the
+        global batch would log them."""
+        acc, window = self.accelerator, self.state["log_window"]
+        keys = ["loss", *self.recipe.data.target_langs, "sharing_penalty"]
+        sums = torch.tensor([[sum(w.get(k, 0.0) for w in window), sum(k in w for w in window)] for k in keys],
+                            dtype=torch.float64, device=acc.device)  # (K, 2) sum and count per key
+        sums = acc.reduce(sums, "sum").tolist()
+        logs = {f"train/{k}": total / count for k, (total, count) in zip(keys, sums) if count}
+        logs["train/lr"] = self.scheduler.get_last_lr()[0]
+        logs["train/skipped_steps"] = self.state["skipped_steps"]
+        weights = acc.unwrap_model(self.model).loss_weighting.current_weights()
+        logs.update({f"train/weight_{lang}": w for lang, w in weights.items()})
+        acc.log(logs, step=step)
+        self.state["history"].append({"step": step, **logs})
+        if "train/loss" in logs:
+            progress.set_postfix(loss=f"{logs['train/loss']:.3f}")
+        self.state["log_window"] = []
 
     def train_epoch(self, progress, deadline: float | None) -> bool:
         """Runs the rest of the current epoch; True once training is over (max_steps or max_train_minutes)."""
@@ -201,37 +299,27 @@ class Trainer:
         self.loader.set_epoch(epoch)
         batches = acc.skip_first_batches(self.loader, done_in_epoch * t.gradient_accumulation_steps) \
             if done_in_epoch else self.loader
-        window = []
         for batch in batches:
             with acc.accumulate(self.model):
                 out = self.model(**batch)
                 acc.backward(out.loss)
-                if acc.sync_gradients:
-                    acc.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
-                self.optimizer.step()
-                self.scheduler.step()
-                self.optimizer.zero_grad()
+                good = self.optimizer_step()
             losses = {"loss": out.loss, **out.language_losses}
             if out.sharing_penalty is not None:
                 losses["sharing_penalty"] = out.sharing_penalty
-            window.append({k: v.item() for k, v in losses.items()})
+            self.state["log_window"].append({k: v.item() for k, v in losses.items()})
             if not acc.sync_gradients:
                 continue
             self.state["step"] += 1
             step = self.state["step"]
             progress.update(1)
+            injected_delay("STEP")
+            self.count_bad_step(good)
             if step % t.logging_steps == 0 or step == 1:
-                logs = {f"train/{k}": sum(w[k] for w in window if k in w) / sum(k in w for w in window)
-                        for k in {key for w in window for key in w}}
-                logs["train/lr"] = self.scheduler.get_last_lr()[0]
-                weights = acc.unwrap_model(self.model).loss_weighting.current_weights()
-                logs.update({f"train/weight_{lang}": w for lang, w in weights.items()})
-                acc.log(logs, step=step)
-                progress.set_postfix(loss=f"{logs['train/loss']:.3f}")
-                window = []
-            out_of_time = deadline is not None and time.monotonic() > deadline
+                self.log(step, progress)
+            out_of_time = self.out_of_time(deadline)
             last = step >= t.max_steps or out_of_time
-            if step % t.eval_steps == 0 or last:
+            if self.recipe.data.validation_split and (step % t.eval_steps == 0 or last):
                 self.validate()
             if step % t.save_steps == 0 or last:
                 self.save_checkpoint()
@@ -242,16 +330,38 @@ class Trainer:
         return False
 
 
+def start_accelerator(recipe: Recipe) -> Accelerator:
+    """One process group for every launcher (launch.py), then an output_dir that holds only this run."""
+    t = recipe.training
+    relaunch_if_single_of_many()
+    accelerator = Accelerator(
+        gradient_accumulation_steps=t.gradient_accumulation_steps, mixed_precision=t.mixed_precision,
+        log_with=t.report_to or None, project_dir=t.output_dir, **accelerator_kwargs(),
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # absent languages skip heads
+    )
+    check_process_group(accelerator)
+    clear = check_output_dir(t.output_dir, resume=bool(t.resume_from_checkpoint), overwrite=t.overwrite_output_dir)
+    accelerator.wait_for_everyone()  # every process has checked before the main one writes
+    if accelerator.is_main_process:
+        os.makedirs(t.output_dir, exist_ok=True)
+        if clear:
+            clear_folder(t.output_dir)
+        remove_unfinished_saves(t.output_dir)
+    accelerator.wait_for_everyone()
+    return accelerator
+
+
 def run(recipe: Recipe) -> dict:
     """Train, keep the best model by mean validation BLEU in `output_dir`, score it on the test split."""
     t, data = recipe.training, recipe.data
-    accelerator = Accelerator(
-        gradient_accumulation_steps=t.gradient_accumulation_steps, mixed_precision=t.mixed_precision,
-        log_with=t.report_to or None, project_dir=t.output_dir,
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # absent languages skip heads
-    )
+    accelerator = start_accelerator(recipe)
+    checkpoint = None
+    if t.resume_from_checkpoint:  # checked before anything is built: a wrong resume fails in seconds
+        checkpoint = resolve_checkpoint(t.resume_from_checkpoint, t.output_dir)
+        check_resume_compatible(checkpoint, recipe, accelerator.num_processes)
+    for lang in data.target_langs:  # a BLEU tokenizer that cannot load (mecab, flores200) fails now, not at step 1000
+        bleu_metric(lang, t.bleu_tokenize)
     set_seed(t.seed)
-    os.makedirs(t.output_dir, exist_ok=True)
     encoder_path = resolve_encoder(recipe.model.encoder_name_or_path)
     # 1. data and tokenizers
     train, evals = load_data(recipe, accelerator)
@@ -260,24 +370,30 @@ def run(recipe: Recipe) -> dict:
                                    recipe.model.max_source_length, recipe.model.max_target_length)
     # 2. model, optimizer, loader
     model = build_model(recipe, tokenizer, encoder_path, recipe.model.encoder_name_or_path)
-    optimizer, scheduler = build_optimizer(recipe, model, t.max_steps)
+    optimizer, scheduler = build_optimizer(recipe, model, t.max_steps, accelerator.num_processes)
     loader = build_loader(recipe, train, collator, accelerator)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if t.report_to:
         accelerator.init_trackers("mtl-translate", config={k: str(v) for k, v in recipe.to_dict().items()})
     trainer = Trainer(recipe, accelerator, model, tokenizer, optimizer, scheduler, loader, evals)
-    if t.resume_from_checkpoint:
-        trainer.resume(t.resume_from_checkpoint)
-    # 3. train: the best model by validation BLEU lands in output_dir
+    if checkpoint is not None:
+        trainer.resume(checkpoint)
+    # 3. train: the best model by validation BLEU lands in output_dir (without validation: the last one)
     trainer.train()
+    if not data.validation_split:
+        trainer.state["best_step"] = trainer.state["step"]
+        trainer.save_best(trainer.translator())
+    accelerator.wait_for_everyone()
     # 4. test the best model, write results, recipe and model card
     results = {"best_step": trainer.state["best_step"], "best_validation_mean_bleu": trainer.state["best_mean_bleu"]}
     if accelerator.is_main_process:
         recipe.save(Path(t.output_dir, "recipe.yaml"))
+        Path(t.output_dir, "trainer_state.json").write_text(json.dumps(trainer.state, indent=2))
     if data.test_split:
         best = Translator.from_pretrained(t.output_dir, device=str(accelerator.device))
         results = {**evaluate_translator(best, evals[data.test_split], data.source_lang,
-                                         batch_size=t.per_device_eval_batch_size, accelerator=accelerator),
+                                         batch_size=t.per_device_eval_batch_size, accelerator=accelerator,
+                                         bleu_tokenize=t.bleu_tokenize),
                    "split": data.test_split, "dataset": data.dataset_name, **results}
         accelerator.print(f"\ntest ({data.test_split}) of the best model (step {results['best_step']})\n"
                           f"{format_results(results)}")
@@ -285,8 +401,6 @@ def run(recipe: Recipe) -> dict:
         Path(t.output_dir, "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
         save_model_card(t.output_dir, t.hub_model_id)
         if t.push_to_hub:
-            if not t.hub_model_id:
-                raise ValueError("push_to_hub: true needs hub_model_id: ORG/NAME in the recipe.")
             url = push_to_hub(t.output_dir, t.hub_model_id, private=t.hub_private_repo, token=t.hub_token)
             accelerator.print(f"pushed to {url}")
     accelerator.end_training()

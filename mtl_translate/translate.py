@@ -1,27 +1,54 @@
 """Translate to all target languages at once: the encoder runs once per batch, every requested head decodes."""
 
 import json
-from collections.abc import Iterable, Mapping, Sequence
+import logging
+import os
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 
 import torch
+from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from .modeling_mtl import MTLTranslationModel
-from .tokenization_mtl import MTLTokenizer
+from .tokenization_mtl import MTLTokenizer, load_config, local_folder
+
+logger = logging.getLogger(__name__)
 
 
 class Translator:
-    """A trained model + its tokenizers: `Translator.from_pretrained(dir_or_repo).translate(texts, langs)`."""
+    """A trained model + its tokenizers: `Translator.from_pretrained(dir_or_repo).translate(texts, langs)`.
 
-    def __init__(self, model: MTLTranslationModel, tokenizer: MTLTokenizer, max_source_length: int = 128):
-        self.model, self.tokenizer, self.max_source_length = model.eval(), tokenizer, max_source_length
+    `max_source_length` (source tokens kept per text) defaults to the one the model was trained with, saved in its
+    config; folders saved before it was get 128. Longer inputs are truncated with a warning that counts them."""
+
+    def __init__(self, model: MTLTranslationModel, tokenizer: MTLTokenizer, max_source_length: int | None = None):
+        self.model, self.tokenizer = model.eval(), tokenizer
+        self.max_source_length = max_source_length or getattr(model.config, "max_source_length", None) or 128
 
     @classmethod
     def from_pretrained(cls, name_or_path: str, device: str | None = None, **kwargs) -> "Translator":
+        """A model folder or Hub repo id. A folder is checked before anything loads: a missing file, a damaged one or
+        parts that do not fit together are errors naming the path and the file. Weights load from safetensors only
+        (a pickle file can run code when loaded), and no code from the folder runs (our classes, no remote code)."""
+        folder = local_folder(name_or_path)
+        name_or_path = folder or name_or_path  # "~/model" expanded
+        config = load_config(name_or_path, **kwargs)
+        if folder:
+            check_weights_file(folder)
+        tokenizer = MTLTokenizer.from_pretrained(name_or_path, config=config, **kwargs)
+        try:
+            model, info = MTLTranslationModel.from_pretrained(name_or_path, config=config, use_safetensors=True,
+                                                              output_loading_info=True, **kwargs)
+        except (RuntimeError, SafetensorError) as err:
+            raise ValueError(f"{name_or_path}: model.safetensors does not load with its config.json ({err}); the file "
+                             f"is damaged or belongs to another model.") from None
+        if info["missing_keys"]:
+            missing = sorted(info["missing_keys"])
+            raise ValueError(f"{name_or_path}: model.safetensors lacks {len(missing)} weights that config.json needs "
+                             f"(e.g. {missing[:3]}); the weights belong to another model.")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        model = MTLTranslationModel.from_pretrained(name_or_path, **kwargs).to(device)
-        return cls(model, MTLTokenizer.from_pretrained(name_or_path, **kwargs))
+        return cls(model.to(device), tokenizer)
 
     def save_pretrained(self, save_directory: str, **kwargs) -> None:
         """One folder: config.json, model.safetensors, generation_config.json, tokenizers/{source,<lang>}/."""
@@ -31,6 +58,17 @@ class Translator:
     def check_languages(self, langs: Sequence[str] | None) -> list[str]:
         return self.model.check_languages(langs)
 
+    def check_request(self, langs: Sequence[str] | None, batch_size: int, generation: dict) -> list[str]:
+        """Languages, batch size and generation settings are checked once per call, before any work (a stream
+        fails before reading its first line)."""
+        langs = self.check_languages(langs)
+        if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size < 1:
+            raise ValueError(f"batch_size must be an integer >= 1, got {batch_size!r}.")
+        settings = {k: v for k, v in generation.items() if k != "stacked"}  # `stacked` is generate's own switch
+        for lang in langs:
+            self.model.generation_settings(lang, **settings)
+        return langs
+
     def translate(
         self, texts: Sequence[str], langs: Sequence[str] | None = None, *, batch_size: int = 32,
         rows: Mapping[str, Sequence[bool]] | None = None, show_progress: bool = False, **generation,
@@ -38,13 +76,30 @@ class Translator:
         """Texts -> {lang: [translation per text]}, in input order.
 
         Batches are built from length-sorted texts (less padding). `rows` limits a language to some texts
-        ({lang: [bool per text]}; the others get None). Generation settings (`num_beams`, `max_new_tokens`,
+        ({lang: [bool per text]}; the others get None). A blank text gets "" without a model call (a decoder
+        given nothing would invent a sentence). Generation settings (`num_beams`, `max_new_tokens`,
         `length_penalty`, `no_repeat_ngram_size`) apply to every language; without them each language uses its
-        generation config.
+        generation config. Texts longer than `max_source_length` tokens are truncated, with one warning per call.
         """
-        langs = self.check_languages(langs)
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        out = {lang: [None] * len(texts) for lang in langs}
+        out, truncated = self.translate_counting(texts, langs, batch_size=batch_size, rows=rows,
+                                                 show_progress=show_progress, **generation)
+        self.warn_truncated(truncated, len(texts))
+        return out
+
+    def translate_counting(self, texts, langs, *, batch_size, rows, show_progress, **generation) -> tuple[dict, int]:
+        """`translate`, plus how many texts were truncated (the caller warns, once per call or per stream)."""
+        langs = self.check_request(langs, batch_size, generation)
+        bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
+        if bad is not None:
+            raise ValueError(f"texts[{bad}] is {type(texts[bad]).__name__}, not a string.")
+        wanted = {lang: [bool(x) for x in rows[lang]] if rows and lang in rows else None for lang in langs}
+        blank = [not text.strip() for text in texts]
+        out = {lang: ["" if blank[i] and (wanted[lang] is None or wanted[lang][i]) else None for i in range(len(texts))]
+               for lang in langs}
+        order = sorted((i for i in range(len(texts)) if not blank[i]), key=lambda i: len(texts[i]))
+        lengths = self.tokenizer.source([texts[i] for i in order], verbose=False, return_attention_mask=False,
+                                        return_token_type_ids=False)["input_ids"] if order else []  # untruncated
+        truncated = sum(len(ids) > self.max_source_length for ids in lengths)
         device = self.model.device
         for start in tqdm(range(0, len(order), batch_size), disable=not show_progress, desc="translate", unit="batch"):
             idx = order[start : start + batch_size]
@@ -52,27 +107,69 @@ class Translator:
                 [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_source_length,
                 return_tensors="pt", return_token_type_ids=False,
             ).to(device)
-            keep = {lang: torch.tensor([bool(rows[lang][i]) for i in idx]) for lang in langs if rows and lang in rows}
-            wanted = [lang for lang in langs if lang not in keep or keep[lang].any()]
-            generated = self.model.generate(**enc, langs=wanted, rows={k: v.to(device) for k, v in keep.items()},
+            keep = {lang: torch.tensor([wanted[lang][i] for i in idx]) for lang in langs if wanted[lang] is not None}
+            needed = [lang for lang in langs if lang not in keep or keep[lang].any()]
+            generated = self.model.generate(**enc, langs=needed, rows={k: v.to(device) for k, v in keep.items()},
                                             **generation)
             for lang, ids in generated.items():
                 kept = [i for i, k in zip(idx, keep[lang].tolist()) if k] if lang in keep else idx
                 for i, text in zip(kept, self.tokenizer[lang].decode_batch(ids.tolist())):
                     out[lang][i] = text
-        return out
+        return out, truncated
+
+    def warn_truncated(self, truncated: int, total: int) -> None:
+        if truncated:
+            logger.warning(f"{truncated} of {total} inputs were longer than max_source_length={self.max_source_length} "
+                           f"tokens and were truncated (the model was trained on sources of at most that length).")
 
     def translate_stream(self, lines: Iterable[str], langs: Sequence[str] | None = None, *, chunk_size: int = 1024,
-                         show_progress: bool = False, **kwargs) -> Iterable[dict]:
-        """Lines -> one {"source": ..., lang: ...} dict per line, in input order, holding one chunk in memory."""
-        langs = self.check_languages(langs)
-        lines = iter(lines)
-        with tqdm(disable=not show_progress, desc="translate", unit=" lines") as progress:
-            while chunk := [line.rstrip("\n") for line in islice(lines, chunk_size)]:
-                result = self.translate(chunk, langs, **kwargs)
-                progress.update(len(chunk))
-                for i, source in enumerate(chunk):
-                    yield {"source": source, **{lang: result[lang][i] for lang in langs}}
+                         batch_size: int = 32, show_progress: bool = False, **generation) -> Iterator[dict]:
+        """Lines -> one {"source": ..., lang: ...} dict per line, in input order, holding one chunk in memory.
+
+        Arguments are checked now, before a line is read; line endings ("\\n", "\\r\\n") are stripped; one warning at
+        the end counts the truncated lines of the whole stream."""
+        langs = self.check_request(langs, batch_size, generation)
+        if isinstance(chunk_size, bool) or not isinstance(chunk_size, int) or chunk_size < 1:
+            raise ValueError(f"chunk_size must be an integer >= 1, got {chunk_size!r}.")
+
+        def records():
+            truncated = total = 0
+            lines_ = iter(lines)
+            with tqdm(disable=not show_progress, desc="translate", unit=" lines") as progress:
+                while chunk := [line.rstrip("\r\n") for line in islice(lines_, chunk_size)]:
+                    result, n = self.translate_counting(chunk, langs, batch_size=batch_size, rows=None,
+                                                        show_progress=False, **generation)
+                    truncated, total = truncated + n, total + len(chunk)
+                    progress.update(len(chunk))
+                    for i, source in enumerate(chunk):
+                        yield {"source": source, **{lang: result[lang][i] for lang in langs}}
+            self.warn_truncated(truncated, total)
+
+        return records()
+
+
+def check_weights_file(folder: str) -> None:
+    """The weights are in `model.safetensors` (or its sharded index); a folder with only a pickle is refused."""
+    if any(os.path.isfile(os.path.join(folder, f"model.safetensors{end}")) for end in ("", ".index.json")):
+        return
+    if os.path.isfile(os.path.join(folder, "pytorch_model.bin")):
+        raise ValueError(f"{folder} has pytorch_model.bin but no model.safetensors: weights are loaded from "
+                         f"safetensors only, because loading a pickle file can run code. Convert it where you trust it "
+                         f"(load the model with torch, then model.save_pretrained writes model.safetensors).")
+    raise FileNotFoundError(f"{folder} has no model.safetensors (the weights): the copy is incomplete or the model "
+                            f"was never saved there.")
+
+
+def read_lines(stream, name: str) -> Iterator[str]:
+    """UTF-8 lines of a binary stream, decoded one by one so that a bad byte is an error naming its line (a UTF-8
+    byte-order mark on the first line is dropped). Lines keep their ending; only "\\n" ends a line."""
+    for number, raw in enumerate(stream, 1):
+        try:
+            yield raw.decode("utf-8-sig" if number == 1 else "utf-8")
+        except UnicodeDecodeError as err:
+            raise ValueError(f"{name}: line {number} is not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte "
+                             f"{err.start + 1} of the line); convert the input to UTF-8, e.g. with "
+                             f"`iconv -f <its encoding> -t utf-8`.") from None
 
 
 def write_jsonl(records: Iterable[dict], stream) -> None:

@@ -77,3 +77,30 @@ def tiny_config(tokenizer, **kwargs):
 def tiny_model(tokenizer):
     torch.manual_seed(0)
     return MTLTranslationModel(tiny_config(tokenizer))
+
+
+@pytest.fixture(scope="session")
+def tiny_encoder_dir(encoder_path, tmp_path_factory):
+    """A random 2-layer BERT without dropout, with MiniLM's tokenizer: a fast encoder for real training runs."""
+    from transformers import AutoTokenizer, BertModel
+
+    root = tmp_path_factory.mktemp("tiny_encoder")
+    source = AutoTokenizer.from_pretrained(encoder_path)
+    config = BertConfig(vocab_size=source.vocab_size, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                        intermediate_size=64, hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0)
+    torch.manual_seed(0)
+    BertModel(config, add_pooling_layer=False).save_pretrained(root)
+    source.save_pretrained(root)
+    return str(root)
+
+
+def tiny_recipe(corpus_dir, encoder, output_dir, **overrides) -> dict:
+    """Flat recipe keys of a seconds-long training run on the tiny corpus."""
+    return {
+        "encoder_name_or_path": str(encoder), "dataset_name": str(corpus_dir), "target_langs": LANGS,
+        "output_dir": str(output_dir), "decoder_layers": 1, "decoder_hidden_size": 32, "decoder_attention_heads": 2,
+        "decoder_ffn_dim": 64, "decoder_dropout": 0.0, "target_vocab_size": 400, "max_steps": 6, "warmup_steps": 2,
+        "learning_rate": 3e-3, "lr_scheduler_type": "linear", "per_device_train_batch_size": 4, "logging_steps": 1,
+        "eval_steps": 3, "save_steps": 3, "eval_max_new_tokens": 6, "max_eval_samples": 15, "max_test_samples": 15,
+        **overrides,
+    }

@@ -1,10 +1,14 @@
 """`mtl-translate compare`: single-task models vs the multi-task model(s) on the same test rows."""
 
 import json
+from pathlib import Path
 
+import pytest
 import yaml
 
-from mtl_translate.compare import table_rows, write_report
+from mtl_translate import compare, train
+from mtl_translate.compare import recipe_changes, run_comparison, table_rows, write_report
+from mtl_translate.configs import load_recipe
 
 from .test_cli import cli
 
@@ -50,3 +54,65 @@ def test_compare_cli_trains_scores_and_reuses_runs(corpus_dir, encoder_path, tmp
     assert "| mean |" in proc.stdout and (root / "comparison.png").is_file()
     assert "| mean |" in cli(*args).stdout  # runs that have results are reused, not retrained
     assert json.loads((root / "comparison.json").read_text())["train_seconds"] == {}
+
+
+def test_recipe_changes_ignore_keys_that_do_not_change_the_model(tmp_path):
+    args = ["--target_langs", "de,fr", "--output_dir", str(tmp_path)]
+    recipe = load_recipe(None, args)
+    assert recipe_changes(tmp_path, recipe) == {"recipe.yaml": ("missing or unreadable", "present")}
+    recipe.save(tmp_path / "recipe.yaml")
+    assert recipe_changes(tmp_path, recipe) == {}
+    same_model = load_recipe(None, [*args, "--output_dir", "elsewhere", "--eval_steps", "7", "--logging_steps", "3",
+                                    "--save_steps", "9", "--report_to", "tensorboard", "--push_to_hub", "true",
+                                    "--hub_model_id", "me/x", "--overwrite_output_dir", "true"])
+    assert recipe_changes(tmp_path, same_model) == {}
+    other = load_recipe(None, [*args, "--learning_rate", "1e-3", "--loss_weights", "{de: 2}"])
+    assert recipe_changes(tmp_path, other) == {"learning_rate": (5e-4, 1e-3), "loss_weights": ({}, {"de": 2})}
+    saved = yaml.safe_load((tmp_path / "recipe.yaml").read_text())
+    del saved["max_bad_steps"]  # a run saved before the key existed
+    (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(saved))
+    assert recipe_changes(tmp_path, recipe) == {"max_bad_steps": ("(absent)", 10)}
+    (tmp_path / "recipe.yaml").write_text("[unclosed")
+    assert list(recipe_changes(tmp_path, recipe)) == ["recipe.yaml"]
+
+
+def test_finished_runs_are_reused_only_with_the_same_recipe(tmp_path, monkeypatch, capsys):
+    """Training and scoring replaced by fakes: which runs train, with which message."""
+    trained = []
+
+    def fake_run(recipe):
+        out = Path(recipe.training.output_dir)
+        trained.append((out.name, recipe.training.overwrite_output_dir))
+        out.mkdir(parents=True, exist_ok=True)
+        recipe.save(out / "recipe.yaml")
+        (out / "eval_results.json").write_text("{}")
+
+    monkeypatch.setattr(train, "run", fake_run)
+    monkeypatch.setattr(compare, "comparison_rows", lambda recipe: [])
+    monkeypatch.setattr(compare.Translator, "from_pretrained", lambda path: path)
+    monkeypatch.setattr(compare, "evaluate_translator", lambda *args, **kwargs: {})
+    monkeypatch.setattr(compare, "write_report", lambda report, root: None)
+    args = ["--target_langs", "de,fr", "--output_dir", str(tmp_path)]
+
+    def runs(extra=(), variants=None, retrain=False):
+        trained.clear()
+        variants = {name: load_recipe(None, [*args, *v]) for name, v in (variants or {}).items()}
+        report = run_comparison(load_recipe(None, [*args, *extra]), variants, retrain)
+        assert set(report["train_seconds"]) == {name for name, _ in trained}
+        return sorted(trained)
+
+    assert runs() == [("mtl", True), ("single-de", True), ("single-fr", True)]
+    assert runs(["--eval_steps", "7", "--report_to", "tensorboard"]) == []  # nothing that changes a model
+    assert runs(variants={"dwa": ["--loss_weighting", "dwa"]}) == [("dwa", True)]
+    capsys.readouterr()
+    assert runs(variants={"dwa": ["--loss_weighting", "dwa", "--dwa_temperature", "3.0"]}) == [("dwa", True)]
+    message = f"compare: retraining dwa: {tmp_path / 'dwa'} was trained with another recipe ("
+    assert message + "dwa_temperature: 2.0 -> 3.0)" in capsys.readouterr().out
+    assert runs(["--max_steps", "7"], {"dwa": ["--loss_weighting", "dwa", "--dwa_temperature", "3.0"]}) == [
+        ("mtl", True), ("single-de", True), ("single-fr", True)]  # the variant's own recipe did not change
+    assert runs(["--max_steps", "7"], retrain=True) == [("mtl", True), ("single-de", True), ("single-fr", True)]
+
+
+def test_compare_needs_a_test_split():
+    with pytest.raises(ValueError, match=r"compare scores every model on the test split: set test_split \(it is nul"):
+        run_comparison(load_recipe(None, ["--test_split", "null"]))

@@ -37,3 +37,14 @@ def test_model_card_usage_block_runs(tiny_model, tokenizer, tmp_path):
     (block,) = python_blocks(build_model_card(folder, repo_id="acme/mtl-ui").text)
     namespace = run_snippet(block.replace('"acme/mtl-ui"', repr(str(folder))))
     assert namespace["translator"].model.config.languages == tiny_model.config.languages
+
+
+def test_every_test_named_in_the_reliability_table_exists():
+    """docs/reliability.md names a test for each case: a renamed or deleted test must update the table."""
+    root = Path(__file__).resolve().parent
+    table = (root.parent / "docs" / "reliability.md").read_text()
+    named = set(re.findall(r"(test_\w+\.py)::(test_\w+)", table))
+    assert len({row for row in table.splitlines() if row.startswith("| ") and "::" in row}) >= 50
+    missing = [f"{file}::{name}" for file, name in sorted(named)
+               if not re.search(rf"^def {name}\(", (root / file).read_text(), re.M)]
+    assert not missing, missing

@@ -4,8 +4,11 @@ from pathlib import Path
 import polib
 import pytest
 
+from mtl_translate.data import gettext
 from mtl_translate.data.gettext import (
+    CORPUS_FILES,
     build_gettext_corpus,
+    corpus_is_complete,
     default_roots,
     is_mnemonic_label,
     normalise_domain,
@@ -192,11 +195,55 @@ def test_empty_result_is_an_error(root, tmp_path):
         build(root, tmp_path / "out", max_source_words=0)
 
 
-def test_corrupt_catalog_names_the_file(root, tmp_path):
-    bad = root / "de" / "LC_MESSAGES" / "broken.mo"
-    bad.write_bytes(b"not a catalog at all")
-    with pytest.raises(ValueError, match="broken.mo"):
+@pytest.mark.parametrize("name, content, problem", [
+    ("broken.mo", b"not a catalog at all", "magic number is incorrect"),
+    ("broken.po", b'msgid "a"\nmsgstr "b" "\n', r"line 2\): unescaped double quote"),
+    ("latin1.po", b'msgid "caf\xe9"\nmsgstr "x"\n', "can't decode byte 0xe9"),
+])
+def test_corrupt_catalog_names_the_file(root, tmp_path, name, content, problem):
+    (root / "de" / "LC_MESSAGES" / name).write_bytes(content)
+    message = rf"cannot read gettext catalog \S+/de/LC_MESSAGES/{name}: .*{problem}.*corrupt"
+    with pytest.raises(ValueError, match=message):
         build(root, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_corpus_appears_complete_or_not_at_all(root, tmp_path, monkeypatch):
+    """Files are written into a hidden sibling renamed into place: an interrupted build leaves no half corpus."""
+    out = tmp_path / "data" / "corpus"
+    assert not corpus_is_complete(out)
+
+    def interrupted(src, dst):
+        assert sorted(p.name for p in Path(src).iterdir()) == sorted(CORPUS_FILES)  # all written before the rename
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(gettext.os, "replace", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        build(root, out)
+    assert not out.exists() and list(out.parent.iterdir()) == []  # the partial folder is removed too
+    monkeypatch.undo()
+    stats = build(root, out)
+    assert corpus_is_complete(out) and json.loads((out / "stats.json").read_text())["rows"] == stats["rows"]
+    assert list(out.parent.iterdir()) == [out]
+
+
+def test_half_built_corpus_is_incomplete_and_rebuilt(root, tmp_path):
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "train.jsonl").write_text('{"translation": {"en": "stale"}}\n')  # an older build killed midway
+    assert not corpus_is_complete(out)
+    build(root, out)
+    assert corpus_is_complete(out) and "stale" not in (out / "train.jsonl").read_text()
+    (out / "stats.json").unlink()
+    assert not corpus_is_complete(out)
+
+
+def test_build_refuses_to_replace_a_folder_with_other_files(root, tmp_path):
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "notes.txt").write_text("keep")
+    with pytest.raises(ValueError, match=r"holds files that are not a gettext corpus \(notes\.txt\).*new or empty"):
+        build(root, tmp_path / "mine")
+    assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 
 
 def test_real_system_catalogs(tmp_path):

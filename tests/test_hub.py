@@ -12,6 +12,7 @@ from huggingface_hub.hf_api import RepoUrl
 from huggingface_hub.repocard_data import model_index_to_eval_results
 
 from mtl_translate import hub
+from mtl_translate.cli import main
 
 FAKE_TOKEN = "hf_FAKEtoken1234567890abcdefSECRET"
 EVALS = {
@@ -39,6 +40,12 @@ def make_model_dir(tmp_path, encoder="sentence-transformers/all-MiniLM-L6-v2", e
     (model_dir / "checkpoint-500/optimizer.pt").write_bytes(b"x")
     (model_dir / "runs/exp1/events.out").write_bytes(b"x")
     (model_dir / "train_state.pt").write_bytes(b"x")
+    (model_dir / "pytorch_model.bin").write_bytes(b"x")
+    (model_dir / "checkpoints/step_2").mkdir(parents=True)
+    (model_dir / "checkpoints/step_2/random_states_0.pkl").write_bytes(b"x")
+    (model_dir / "mtl-translate/1700000000.1").mkdir(parents=True)  # accelerate's tensorboard tracker
+    (model_dir / "mtl-translate/1700000000.1/hparams.yml").write_text("output_dir: /home/me/out\n")
+    (model_dir / "mtl-translate/events.out.tfevents.1700000000.host.1.0").write_bytes(b"x")
     if evals is not None:
         (model_dir / "eval_results.json").write_text(json.dumps(evals))
     if recipe is not None:
@@ -97,8 +104,23 @@ def test_local_encoder_path_is_not_base_model(tmp_path):
     card = ModelCard.load(hub.save_model_card(model_dir, repo_id="acme/local"))
     assert "base_model" not in metadata_load(model_dir / "README.md")
     assert card.data.base_model is None and card.data.datasets is None
-    assert str(encoder_dir) in card.text  # still mentioned for humans
-    assert str(tmp_path) not in json.dumps(metadata_load(model_dir / "README.md"))  # no local paths in metadata
+    assert "encoder, `my-encoder` (a local checkpoint, not on the Hub)" in card.text  # named for humans
+    assert "Trained on a local dataset: `data`." in card.text
+    assert str(tmp_path) not in (model_dir / "README.md").read_text()  # no local paths, metadata or body
+
+
+def test_card_without_repo_id_names_the_folder_not_its_absolute_path(tmp_path):
+    text = hub.build_model_card(make_model_dir(tmp_path)).text
+    assert 'Translator.from_pretrained("model")' in text and str(tmp_path) not in text
+
+
+def test_card_lists_each_bleu_signature_with_its_languages(tmp_path):
+    sig = "nrefs:1|case:mixed|eff:no|tok:{}|smooth:exp|version:2.6.0"
+    evals = {**EVALS, "bleu": {"de": 12.3, "fr": 17.8, "zh": 20.1}, "signature": "combined",
+             "signatures": {"de": sig.format("13a"), "fr": sig.format("13a"), "zh": sig.format("zh")}}
+    text = hub.build_model_card(make_model_dir(tmp_path, evals=evals), repo_id="acme/mtl-ui").text
+    assert f"BLEU (de, fr): {sig.format('13a')}\nBLEU (zh): {sig.format('zh')}\nchrF: " in text
+    assert "combined" not in text
 
 
 def test_unevaluated_model_has_no_model_index_or_table(tmp_path):
@@ -125,13 +147,15 @@ def fake_hub(monkeypatch):
         calls["create_repo"] = {"repo_id": repo_id, "token": self.token, **kwargs}
         return RepoUrl(f"https://huggingface.co/{repo_id}")
 
-    def upload_folder(self, **kwargs):
-        calls["upload_folder"] = kwargs
-        calls["readme_at_upload"] = (kwargs["folder_path"] / "README.md").is_file()
-        return None
+    def create_commit(self, repo_id, operations, **kwargs):
+        files = {}
+        for op in operations:
+            with op.as_file() as f:
+                files[op.path_in_repo] = f.read()
+        calls["create_commit"] = {"repo_id": repo_id, "files": files, **kwargs}
 
     monkeypatch.setattr(HfApi, "create_repo", create_repo)
-    monkeypatch.setattr(HfApi, "upload_folder", upload_folder)
+    monkeypatch.setattr(HfApi, "create_commit", create_commit)
     return calls
 
 
@@ -143,16 +167,54 @@ def test_push_to_hub_uploads_folder_without_leaking_token(tmp_path, fake_hub, ca
     assert url == "https://huggingface.co/acme/mtl-ui"
     assert fake_hub["create_repo"] == {"repo_id": "acme/mtl-ui", "token": FAKE_TOKEN, "private": True,
                                        "exist_ok": True, "repo_type": "model"}
-    up = fake_hub["upload_folder"]
-    assert up["repo_id"] == "acme/mtl-ui" and up["folder_path"] == model_dir
+    up = fake_hub["create_commit"]
+    assert up["repo_id"] == "acme/mtl-ui" and up["repo_type"] == "model"
     assert up["commit_message"] == "Upload mtl-translate model"
-    assert set(up["ignore_patterns"]) >= {"checkpoint*", "checkpoints/*", "*.pt", "runs/*"}
-    assert fake_hub["readme_at_upload"]
+    # checkpoints, tracker logs and every pickle (.pt, .bin, .pkl) stay local: weights go out as safetensors only
+    assert sorted(up["files"]) == ["README.md", "config.json", "eval_results.json", "generation_config.json",
+                                   "model.safetensors", "tokenizers/de/spm.model"]
+    assert up["files"]["README.md"] == (model_dir / "README.md").read_bytes()
     assert "acme/mtl-ui" in caplog.text
-    # README, config, generation_config, eval_results, weights, 1 tokenizer file; checkpoints/runs/.pt skipped
     assert "Uploading 6 files" in caplog.text
     out = capsys.readouterr()
     assert FAKE_TOKEN not in out.out + out.err + caplog.text
+
+
+def test_uploaded_configs_and_recipe_carry_no_local_paths_and_local_files_stay_intact(tmp_path, fake_hub, caplog):
+    data_dir, encoder_dir = tmp_path / "corpora" / "ui", tmp_path / "encoders" / "my-encoder"
+    recipe = {"dataset_name": str(data_dir), "output_dir": str(tmp_path / "model"), "hub_model_id": "acme/mtl-ui",
+              "encoder_name_or_path": str(encoder_dir), "learning_rate": 0.001, "target_langs": ["de", "fr"]}
+    model_dir = make_model_dir(tmp_path, encoder=str(encoder_dir), recipe=recipe,
+                               evals={**EVALS, "dataset": str(data_dir)})
+    config = json.loads((model_dir / "config.json").read_text())
+    config["encoder"] = {"_name_or_path": str(encoder_dir), "hidden_size": 48}
+    (model_dir / "config.json").write_text(json.dumps(config))
+    vocab = {"model": {"vocab": {"/": 5, "/s": 6, "~": 7}}}  # tokens that look like paths are not paths
+    (model_dir / "tokenizers/source/tokenizer.json").write_text(json.dumps(vocab))
+    before = {p: p.read_bytes() for p in model_dir.rglob("*") if p.is_file() and p.name != "README.md"}
+
+    with caplog.at_level(logging.INFO):
+        hub.push_to_hub(model_dir, "acme/mtl-ui", token=FAKE_TOKEN)
+    files = fake_hub["create_commit"]["files"]
+    for name, content in files.items():
+        assert str(tmp_path).encode() not in content, name
+    uploaded_recipe = yaml.safe_load(files["recipe.yaml"])
+    assert uploaded_recipe == {**recipe, "dataset_name": "ui", "output_dir": "model", "encoder_name_or_path": "my-encoder"}
+    uploaded_config = json.loads(files["config.json"])
+    assert uploaded_config["encoder_name_or_path"] == "my-encoder" == uploaded_config["encoder"]["_name_or_path"]
+    assert json.loads(files["eval_results.json"])["dataset"] == "ui"
+    assert json.loads(files["tokenizers/source/tokenizer.json"]) == vocab
+    assert files["generation_config.json"] == b"{}"  # nothing to replace: uploaded byte for byte
+    assert "config.json, eval_results.json, recipe.yaml with local paths replaced by their base names" in caplog.text
+    assert before == {p: p.read_bytes() for p in before}  # the local folder still has its paths (resume, reproduce)
+
+
+def test_invalid_recipe_in_model_folder_is_named_before_any_upload(tmp_path, fake_hub):
+    model_dir = make_model_dir(tmp_path)
+    (model_dir / "recipe.yaml").write_text("dataset_name: [unclosed\n")
+    with pytest.raises(ValueError, match="recipe.yaml is not valid YAML") as info:
+        hub.push_to_hub(model_dir, "acme/mtl-ui")
+    assert str(model_dir) in str(info.value) and "create_repo" not in fake_hub
 
 
 def test_hub_error_becomes_actionable_message(tmp_path, monkeypatch, capsys, caplog):
@@ -162,9 +224,29 @@ def test_hub_error_becomes_actionable_message(tmp_path, monkeypatch, capsys, cap
 
     monkeypatch.setattr(HfApi, "create_repo", unauthorized)
     model_dir = make_model_dir(tmp_path)
-    with pytest.raises(RuntimeError, match="hf auth login") as info:
+    before = {p: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+    with pytest.raises(ValueError, match="hf auth login") as info:
         hub.push_to_hub(model_dir, "acme/mtl-ui", token=FAKE_TOKEN)
-    assert "HF_TOKEN" in str(info.value) and "acme/mtl-ui" in str(info.value)
+    message = str(info.value)
+    assert "HF_TOKEN" in message and "acme/mtl-ui" in message and "\n" not in message
+    assert f"The model folder is intact: retry with `mtl-translate push --model {model_dir}" in message
     assert isinstance(info.value.__cause__, HfHubHTTPError)
     out = capsys.readouterr()
-    assert FAKE_TOKEN not in str(info.value) + out.out + out.err + caplog.text
+    assert FAKE_TOKEN not in message + out.out + out.err + caplog.text
+    after = {p: p.read_bytes() for p in model_dir.rglob("*") if p.is_file()}
+    assert after.keys() == before.keys() | {model_dir / "README.md"}  # the card is (re)written, nothing removed
+    assert all(after[p] == content for p, content in before.items() if p.name != "README.md")
+
+
+def test_network_error_is_one_line_from_the_cli_without_the_token(tmp_path, monkeypatch):
+    def offline(self, repo_id, **kwargs):
+        raise httpx2.ConnectError(f"[Errno -2] Name or service not known (token {FAKE_TOKEN})")
+
+    monkeypatch.setattr(HfApi, "create_repo", offline)
+    model_dir = make_model_dir(tmp_path)
+    with pytest.raises(SystemExit) as info:
+        main(["push", "--model", str(model_dir), "--repo-id", "acme/mtl-ui", "--token", FAKE_TOKEN])
+    message = str(info.value.code)
+    assert message.startswith("mtl-translate push: error: could not push") and "\n" not in message
+    assert "your network connection" in message and "ConnectError: [Errno -2]" in message
+    assert FAKE_TOKEN not in message and "(token ***)" in message

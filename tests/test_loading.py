@@ -39,13 +39,22 @@ def test_sparse_targets_become_none_and_extras_are_ignored(tmp_path):
     assert language_coverage(ds, ["en", "de", "fr", "xx"]) == {"en": 3, "de": 1, "fr": 2, "xx": 0}
 
 
-def test_dropped_rows_are_logged(tmp_path, caplog):
+def test_dropped_rows_are_a_warning(tmp_path, caplog):
     f = write_jsonl(tmp_path / "d.jsonl", [tr(en="a", de="b"), tr(en="c", de=None), tr(en="d", de="")])
-    with caplog.at_level(logging.INFO, logger="mtl_translate.data.loading"):
+    with caplog.at_level(logging.WARNING, logger="mtl_translate.data.loading"):
         ds = load_multitarget_dataset(str(f), "en", ["de"])
     assert isinstance(ds, datasets.DatasetDict) and list(ds) == ["train"]
     assert ds["train"].num_rows == 1
-    assert "dropped 2 of 3 rows" in caplog.text and "d.jsonl" in caplog.text
+    [record] = [r for r in caplog.records if "dropped" in r.message]
+    assert record.levelno == logging.WARNING and "d.jsonl: dropped 2 of 3 rows" in record.message
+
+
+def test_dropped_rows_show_on_stderr_without_logging_setup(tmp_path, monkeypatch, capsys):
+    """No handler configured (as under the CLI): Python's last-resort handler prints WARNINGs to stderr."""
+    monkeypatch.setattr(logging.root, "handlers", [])  # remove pytest's capture handlers
+    f = write_jsonl(tmp_path / "d.jsonl", [tr(en="a", de="b"), tr(en="c", de=None)])
+    load_multitarget_dataset(str(f), "en", ["de"])
+    assert "d.jsonl: dropped 1 of 2 rows that have none of the targets ['de']" in capsys.readouterr().err
 
 
 def test_directory_of_split_files_gives_dataset_dict(tmp_path):
@@ -288,3 +297,129 @@ def test_bad_arguments(tmp_path):
         load_multitarget_dataset(str(f), "en", ["de"], column_mapping={"translation": "pairs"})
     with pytest.raises(ValueError, match=r"maps 'de' to column 'german', which does not exist"):
         load_multitarget_dataset(str(f), "en", ["de"], column_mapping={"de": "german"})
+
+
+# ------------------------------------------------------------------------- CSV field counts
+
+
+@pytest.mark.parametrize(
+    "name, text, line, fields, expected, columns",
+    [
+        ("few.csv", "en,de,fr\na,b,c\nd,e\n", 3, 2, 3, "en, de, fr"),  # pandas would fill fr with ''
+        ("many.csv", "en,de\na,b\nc,d,e\n", 3, 3, 2, "en, de"),
+        ("many.tsv", "en\tde\na\tb\tc\nd\te\n", 2, 3, 2, "en, de"),  # pandas would shift the row (index column)
+    ],
+)
+def test_csv_row_with_wrong_field_count_names_line_and_columns(tmp_path, name, text, line, fields, expected, columns):
+    f = tmp_path / name
+    f.write_text(text, encoding="utf-8")
+    with pytest.raises(ValueError) as e:
+        load_multitarget_dataset(str(f), "en", ["de"])
+    assert f"{name}: line {line} has {fields} fields, expected {expected} (the header's columns: {columns})" in str(
+        e.value)
+
+
+def test_csv_quoted_fields_with_commas_and_newlines_count_once(tmp_path):
+    f = tmp_path / "q.csv"
+    f.write_text('en,de\n"Open, then close","Öffnen\nund schließen"\n\nSave,Speichern\n', encoding="utf-8")
+    ds = load_multitarget_dataset(str(f), "en", ["de"], split="train")
+    assert ds["translation"][:] == [{"en": "Open, then close", "de": "Öffnen\nund schließen"},
+                                    {"en": "Save", "de": "Speichern"}]
+    (tmp_path / "bad.csv").write_text('en,de\n"a,b",c\nd,e,f\n', encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad\.csv: line 3 has 3 fields, expected 2"):
+        load_multitarget_dataset(str(tmp_path / "bad.csv"), "en", ["de"])
+
+
+def test_csv_repeated_header_column(tmp_path):
+    f = tmp_path / "h.csv"
+    f.write_text("en,de,de\na,b,c\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"h\.csv: column\(s\) \['de'\] appear twice in the header"):
+        load_multitarget_dataset(str(f), "en", ["de"])
+
+
+def test_csv_with_only_a_header(tmp_path):
+    f = tmp_path / "h.csv"
+    f.write_text("en,de\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"h\.csv: only a header \(en, de\), no rows; it needs at least one row"):
+        load_multitarget_dataset(str(f), "en", ["de"])
+
+
+# ------------------------------------------------------------------- long lines, repeated keys
+
+
+@pytest.mark.parametrize("ext", ["jsonl", "csv", "tsv"])
+def test_very_long_lines_load_intact(tmp_path, ext):
+    """The loader keeps long texts whole; the collator truncates them to max_source/target_length tokens."""
+    long_en, long_de = "word " * 10_000, "Wort " * 40_000  # 50,000 and 200,000 characters (csv's field limit: 131,072)
+    f = tmp_path / f"long.{ext}"
+    if ext == "jsonl":
+        write_jsonl(f, [tr(en=long_en, de=long_de), tr(en="a", de="b")])
+    else:
+        sep = "," if ext == "csv" else "\t"
+        f.write_text(f"en{sep}de\n{long_en}{sep}{long_de}\na{sep}b\n", encoding="utf-8")
+    ds = load_multitarget_dataset(str(f), "en", ["de"], split="train")
+    assert ds[0]["translation"] == {"en": long_en.strip(), "de": long_de.strip()} and ds.num_rows == 2
+
+
+def test_repeated_key_in_json_object_names_line_and_key(tmp_path):
+    """pyarrow refuses a repeated key (the datasets builder silently kept the last one when keys varied by row)."""
+    f = tmp_path / "train.jsonl"
+    f.write_text(json.dumps(tr(en="a", de="b")) + '\n\n{"translation": {"en": "x", "de": "a", "de": "b"}}\n',
+                 encoding="utf-8")
+    with pytest.raises(ValueError, match=r"train\.jsonl: line 3: key 'de' appears twice in one object .*keep one"):
+        load_multitarget_dataset(str(f), "en", ["de"])
+    f.write_text(json.dumps(tr(en="a", de="b")) + '\n{"translation": {"en": "x"}, "translation": {"en": "y"}}\n')
+    with pytest.raises(ValueError, match=r"train\.jsonl: line 2: key 'translation' appears twice"):
+        load_multitarget_dataset(str(f), "en", ["de"])
+
+
+def test_repeated_key_in_json_array(tmp_path):
+    """Arrays are parsed by json (the datasets builder's ujson silently kept the last value)."""
+    f = tmp_path / "a.json"
+    f.write_text('[{"translation": {"en": "x", "de": "a"}},\n {"translation": {"en": "y", "de": "a", "de": "b"}}]')
+    with pytest.raises(ValueError, match=r"a\.json: key 'de' appears twice in one object \(\[\('en', 'y'\)"):
+        load_multitarget_dataset(str(f), "en", ["de"])
+
+
+@pytest.mark.parametrize("line, kind", [("[1, 2]", "list"), ('"text"', "str")])
+def test_json_line_that_is_not_an_object(tmp_path, line, kind):
+    f = tmp_path / "train.jsonl"
+    f.write_text(json.dumps(tr(en="a", de="b")) + f"\n{line}\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=rf"train\.jsonl: line 2 is a {kind} .*not an object"):
+        load_multitarget_dataset(str(f), "en", ["de"])
+
+
+# ------------------------------------------------------------------------- sparse JSON schema
+
+
+@pytest.mark.parametrize("late", ["absent", "null"])
+def test_language_first_seen_after_10_mb_loads(tmp_path, caplog, late):
+    """The datasets json builder fixed its schema on its first 10 MB chunk and failed here ("An error occurred
+    while generating the dataset"); pyarrow widens the schema as it reads, so no slow fallback is needed."""
+    pad = "x" * 600
+    ru = {} if late == "absent" else {"ru": None}
+    early = [tr(en=f"{pad}{i}", de="x", **ru) for i in range(20_000)]
+    later = [{"translation": {"en": "t", "de": "y", "ru": "Привет"}, "domain": "added later"}, tr(en="u", ru="z")]
+    f = write_jsonl(tmp_path / "train.jsonl", early + later)
+    assert f.stat().st_size > 10 << 20
+    with caplog.at_level(logging.INFO, logger="mtl_translate.data.loading"):
+        ds = load_multitarget_dataset(str(f), "en", ["de", "ru"], split="train")
+    assert "parsing it with json instead" not in caplog.text
+    assert ds.num_rows == 20_002 and ds[0]["translation"] == {"en": f"{pad}0", "de": "x", "ru": None}
+    assert ds[-2:]["translation"] == [{"en": "t", "de": "y", "ru": "Привет"}, {"en": "u", "de": None, "ru": "z"}]
+    assert language_coverage(ds, ["de", "ru"]) == {"de": 20_001, "ru": 2}
+
+
+def test_json_fallback_counts_lines_like_an_editor(tmp_path, caplog):
+    """A value that changes type makes pyarrow fail; the json re-parse names the line, counting only newlines
+    (U+2028 is a line break for str.splitlines but valid inside a JSON string) and skipping blank lines."""
+    f = tmp_path / "train.jsonl"
+    rows = [tr(en="a\u2028b", de="x"), tr(en="c", de="y")]
+    f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + "\n" + json.dumps(tr(en="v", de=5)))
+    with caplog.at_level(logging.INFO, logger="mtl_translate.data.loading"):
+        with pytest.raises(ValueError, match=r"train\.jsonl: line 4: field translation\.de is a int"):
+            load_multitarget_dataset(str(f), "en", ["de"])
+    assert "parsing it with json instead" in caplog.text
+    f.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows) + '\n{"translation": {"en": 1}}\n')
+    with pytest.raises(ValueError, match=r"train\.jsonl: line 4: field translation\.en is a int"):
+        load_multitarget_dataset(str(f), "en", ["de"])

@@ -17,6 +17,7 @@ import logging
 import os
 import random
 import re
+import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
 from typing import Sequence
@@ -34,6 +35,7 @@ _PLACEHOLDER = re.compile(
 _WORD_WITH_UNDERSCORE = re.compile(r"(\S*)_([^\W\d_]\S*)")
 _CJK_MNEMONIC = re.compile(r"\s*\(_[^\W\d_]\)")  # "開く(_O)"
 _MNEMONIC = re.compile(r"_(?=[^\W\d_])")
+CORPUS_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl", "stats.json")
 
 
 def default_roots() -> list[Path]:
@@ -98,7 +100,10 @@ def _read_catalog(path: Path):
     try:
         return (polib.pofile if path.suffix == ".po" else polib.mofile)(str(path))
     except Exception as err:  # polib raises OSError, ValueError, UnicodeDecodeError, ...
-        raise ValueError(f"cannot read gettext catalog {path}: {err}") from err
+        raise ValueError(
+            f"cannot read gettext catalog {path}: {err}; it is corrupt or truncated: fix, reinstall or remove it "
+            "(or leave its root out of --roots)"
+        ) from err
 
 
 def _catalogs(root: Path, lang: str) -> list[tuple[str, Path]]:
@@ -147,7 +152,8 @@ def build_gettext_corpus(
     max_source_words: int | None = None,
     seed: int = 0,
 ) -> dict:
-    """Write ``train/validation/test.jsonl`` and ``stats.json`` to ``out_dir``; return the stats.
+    """Write ``train/validation/test.jsonl`` and ``stats.json`` to ``out_dir`` (replacing a previous corpus there,
+    all at once); return the stats.
 
     One row per distinct (whitespace-collapsed, mnemonic-stripped) English string:
     ``{"translation": {source_lang: ..., lang: str | None, ...}, "domain": d}`` where
@@ -159,6 +165,8 @@ def build_gettext_corpus(
     langs = list(dict.fromkeys(langs))
     if source_lang in langs:
         raise ValueError(f"source language {source_lang!r} cannot also be a target language")
+    out = Path(os.path.abspath(out_dir))  # "." has no name to put a sibling next to
+    _check_replaceable(out)
     roots = [Path(r) for r in (default_roots() if roots is None else roots)]
     root_names = ", ".join(map(str, roots)) or "(none)"
     # votes[english][lang][translation] = [count, first domain]
@@ -225,23 +233,50 @@ def build_gettext_corpus(
         }
         return {"translation": {source_lang: source, **chosen}, "domain": min(domains_of[source])}
 
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    coverage = {}
-    for split, strings in splits.items():
-        rows = [row(s) for s in strings]
-        coverage[split] = {lang: sum(r["translation"][lang] is not None for r in rows) for lang in langs}
-        with open(out / f"{split}.jsonl", "w", encoding="utf-8") as f:
-            f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
-
-    stats = {
-        "source_lang": source_lang,
-        "langs": langs,
-        "roots": [str(r) for r in roots],
-        "test_domains": sorted(test_set),
-        "rows": {split: len(strings) for split, strings in splits.items()},
-        "coverage": coverage,
-        "domains": {d: len(strings_of[d]) for d in sorted(strings_of)},
-    }
-    (out / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    out.parent.mkdir(parents=True, exist_ok=True)
+    # Written into a hidden sibling and renamed into place: an interrupted build never looks like a corpus.
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir()
+    try:
+        coverage = {}
+        for split, strings in splits.items():
+            rows = [row(s) for s in strings]
+            coverage[split] = {lang: sum(r["translation"][lang] is not None for r in rows) for lang in langs}
+            with open(partial / f"{split}.jsonl", "w", encoding="utf-8") as f:
+                f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
+        stats = {
+            "source_lang": source_lang,
+            "langs": langs,
+            "roots": [str(r) for r in roots],
+            "test_domains": sorted(test_set),
+            "rows": {split: len(strings) for split, strings in splits.items()},
+            "coverage": coverage,
+            "domains": {d: len(strings_of[d]) for d in sorted(strings_of)},
+        }
+        (partial / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(partial, out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     return stats
+
+
+def corpus_is_complete(path: str | os.PathLike) -> bool:
+    """Every file `build_gettext_corpus` writes is there (`stats.json` comes last): safe to use, not to rebuild."""
+    return all(Path(path, name).is_file() for name in CORPUS_FILES)
+
+
+def _check_replaceable(out: Path) -> None:
+    """Building replaces `out`: refuse when it holds anything but corpus files (a wrong --out must not delete data)."""
+    if out.is_dir():
+        others = sorted(p.name for p in out.iterdir() if p.name not in CORPUS_FILES)
+        if others:
+            raise ValueError(
+                f"{out} exists and holds files that are not a gettext corpus ({', '.join(others[:5])}); "
+                "building would replace the folder: pass a new or empty folder"
+            )
+    elif out.exists():
+        raise ValueError(f"{out} exists and is not a folder; pass a new folder for the corpus")

@@ -13,12 +13,16 @@ skipped by the loader, so the row index is not the line), the row number otherwi
 from __future__ import annotations
 
 import csv
+import io
 import json
 import logging
 import os
+from collections import Counter
 from collections.abc import Mapping, Sequence
 
 import datasets
+import pyarrow as pa
+import pyarrow.json as paj
 
 logger = logging.getLogger(__name__)
 
@@ -38,7 +42,7 @@ def load_multitarget_dataset(
 
     Returns the Dataset of `split`, or a DatasetDict of every split found when `split` is None.
     Rows with none of the requested targets are useless for training: they are dropped and the
-    count is logged at INFO. `column_mapping` is `{lang: column}` for flat layouts (languages not
+    count is logged as a WARNING. `column_mapping` is `{lang: column}` for flat layouts (languages not
     in it default to a column named after the code) or `{"translation": column}` when the
     translation dict lives in another column. That column may also hold the parallel lists of
     HF `TranslationVariableLanguages` (e.g. neulab/ted_multi, column "translations"):
@@ -124,27 +128,62 @@ def _split_files(directory: str) -> dict[str, str]:
     return files
 
 
-def _load_file(path: str, split: str) -> datasets.Dataset:
-    """Load one local file as one split, checking encoding/JSON ourselves for precise errors."""
+def _load_file(path: str, split: str) -> datasets.Dataset | pa.Table | dict[str, list]:
+    """Load one local file as one split, checking encoding, JSON and CSV field counts ourselves for precise errors.
+
+    JSON lines are read by pyarrow itself, not the datasets json builder: the builder fixes its schema on the first
+    10 MB (a language first seen later, or null there, fails the load) and re-encodes rows whose keys vary with
+    ujson, which silently keeps the last of a key repeated in one object; pyarrow refuses repeated keys and
+    widens its schema as it reads. What pyarrow cannot read is parsed again with `json` to name the line.
+    """
     ext = os.path.splitext(path)[1].lower()
     builder, kwargs = BUILDERS[ext], {}
     if builder != "parquet":
         text = _read_utf8(path)
         if not text.strip():
             raise ValueError(f"{path}: file is empty; it needs at least one row")
+    if builder == "json":
+        if not _is_json_lines(path, text):
+            return _parse_json(path, text)  # one array: needs a whole-file parse anyway
+        try:
+            return paj.read_json(path)
+        except pa.ArrowException as err:  # a value that changes type, a broken line
+            logger.info("%s: pyarrow could not read it (%s); parsing it with json instead", path, err)
+            return _parse_json(path, text)
     if builder == "csv":
         # Read every column as text: "NA", "null", "1984" are sentences too, not NaN or ints.
         delimiter = "\t" if ext == ".tsv" else ","
-        header = next(csv.reader([text.lstrip("\ufeff").splitlines()[0]], delimiter=delimiter))
+        quoting = csv.QUOTE_NONE if ext == ".tsv" else csv.QUOTE_MINIMAL  # MT corpora hold bare quotes: TSV has none
+        header = _check_csv_fields(path, text, delimiter, quoting)
         features = datasets.Features({col: datasets.Value("string") for col in header})
-        kwargs = dict(delimiter=delimiter, keep_default_na=False, features=features)
-        if ext == ".tsv":
-            kwargs["quoting"] = csv.QUOTE_NONE  # MT corpora hold bare quotes; TSV has no quoting
+        kwargs = dict(delimiter=delimiter, keep_default_na=False, features=features, quoting=quoting)
     try:
         return datasets.load_dataset(builder, data_files={split: path}, split=split, **kwargs)
-    except Exception as err:  # datasets/pyarrow errors are opaque: point at the line instead
-        problem = _find_json_error(path, text) if builder == "json" else None
-        raise ValueError(problem or f"{path}: could not be loaded as {ext[1:]}: {err}") from err
+    except Exception as err:  # datasets/pyarrow errors are opaque
+        raise ValueError(f"{path}: could not be loaded as {ext[1:]}: {err}") from err
+
+
+def _check_csv_fields(path: str, text: str, delimiter: str, quoting: int) -> list[str]:
+    """The header, after checking that every record has as many fields as it: pandas fills a short row with
+    empty values and turns the extra field of a long one into an index, shifting the row (~10% of the load time)."""
+    csv.field_size_limit(max(csv.field_size_limit(), len(text)))  # a long sentence is data, not an error
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), delimiter=delimiter, quoting=quoting)
+    header = next(reader)
+    repeated = sorted({col for col in header if header.count(col) > 1})
+    if repeated:
+        raise ValueError(f"{path}: column(s) {repeated} appear twice in the header; rename or remove one")
+    hint = "quote a field that holds a comma" if delimiter == "," else "a field cannot hold a tab"
+    rows = 0
+    for fields in reader:
+        if fields and len(fields) != len(header):
+            raise ValueError(
+                f"{path}: line {reader.line_num} has {len(fields)} fields, expected {len(header)} "
+                f"(the header's columns: {', '.join(header)}); fix that line ({hint})"
+            )
+        rows += bool(fields)
+    if not rows:
+        raise ValueError(f"{path}: only a header ({', '.join(header)}), no rows; it needs at least one row")
+    return header
 
 
 def _load_hub(name: str, split: str | None, config: str | None) -> dict[str, tuple]:
@@ -181,36 +220,69 @@ def _is_json_lines(path: str, text: str) -> bool:
     return path.lower().endswith(".jsonl") or not text.lstrip().startswith("[")
 
 
-def _find_json_error(path: str, text: str) -> str | None:
-    """Only called after a load failure, so the happy path never parses the JSON twice."""
-    if not _is_json_lines(path, text):
+class _RepeatedKey(ValueError):
+    """A key given twice in one JSON object; the caller adds the file and line."""
+
+
+def _unique_keys(pairs: list[tuple]) -> dict:
+    """`object_pairs_hook`: json would silently keep the last of a repeated key, losing a translation."""
+    obj = dict(pairs)
+    if len(obj) < len(pairs):
+        key = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
+        raise _RepeatedKey(f"key {key!r} appears twice in one object ({str(pairs)[:80]}); keep one of them")
+    return obj
+
+
+def _parse_json(path: str, text: str) -> dict[str, list]:
+    """JSON lines (or one array of objects) parsed with `json` into columns `{name: [value or None per row]}`.
+
+    Slower than pyarrow (~9 s against ~2-4 s per million lines), so only used for arrays and when pyarrow fails;
+    every problem names its line.
+    """
+    if _is_json_lines(path, text):
+        numbers, rows = [], []
+        for number, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 is valid inside a JSON string
+            if line.strip():
+                try:
+                    rows.append(json.loads(line, object_pairs_hook=_unique_keys))
+                except json.JSONDecodeError as err:
+                    problem = f"line {number} is not valid JSON ({err.msg}); fix or remove that line"
+                    raise ValueError(f"{path}: {problem}") from err
+                except _RepeatedKey as err:
+                    raise ValueError(f"{path}: line {number}: {err}") from None
+                numbers.append(number)
+        what = "line"
+    else:
         try:
-            json.loads(text)
+            rows = json.loads(text, object_pairs_hook=_unique_keys)
         except json.JSONDecodeError as err:
-            return f"{path}: line {err.lineno} is not valid JSON ({err.msg}); fix that line"
-        return None
-    for number, line in enumerate(text.splitlines(), 1):
-        if line.strip():
-            try:
-                json.loads(line)
-            except json.JSONDecodeError as err:
-                return f"{path}: line {number} is not valid JSON ({err.msg}); fix or remove that line"
-    return None
+            raise ValueError(f"{path}: line {err.lineno} is not valid JSON ({err.msg}); fix that line") from err
+        except _RepeatedKey as err:
+            raise ValueError(f"{path}: {err}") from None
+        numbers, what = range(1, len(rows) + 1), "row"
+    for number, row in zip(numbers, rows):
+        if not isinstance(row, dict):
+            raise ValueError(
+                f"{path}: {what} {number} is a {type(row).__name__} ({str(row)[:40]!r}), not an object like "
+                '{"translation": {...}}; fix or remove it'
+            )
+    names = dict.fromkeys(key for row in rows for key in row)
+    return {name: [row.get(name) for row in rows] for name in names}
 
 
 # ------------------------------------------------------------------------------ normalising
 
 
-def _normalise(ds: datasets.Dataset, where: str, path: str | None, langs: list[str], mapping: dict):
+def _normalise(ds: datasets.Dataset | pa.Table | dict, where: str, path: str | None, langs: list[str], mapping: dict):
     """Validate every row and rebuild the split as a single `translation` struct column."""
     source, targets = langs[0], langs[1:]
-    columns = ds.column_names
+    columns = list(ds) if isinstance(ds, dict) else ds.column_names
     dict_col = mapping.get("translation", "translation" if "translation" in columns and not mapping else None)
 
     if dict_col is not None:  # layout: {"translation": {"en": ..., "de": ...}} or parallel lists
         if dict_col not in columns:
             raise ValueError(f"{where}: no column {dict_col!r} (columns: {', '.join(columns)}); fix column_mapping")
-        rows = ds.select_columns([dict_col])[:][dict_col]  # one slice: iterating a Column is ~50x slower
+        rows = _read_columns(ds, [dict_col])[dict_col]
         for i, row in enumerate(rows):
             if isinstance(row, dict) and set(row) == {"language", "translation"}:  # TranslationVariableLanguages
                 rows[i] = row = _lists_to_dict(row, where, path, i, dict_col)
@@ -238,7 +310,7 @@ def _normalise(ds: datasets.Dataset, where: str, path: str | None, langs: list[s
                     f"(columns: {', '.join(columns)})"
                 )
         _check_languages(where, langs, {lang for lang, c in cols.items() if c in columns}, columns, "columns")
-        data = ds.select_columns(list(dict.fromkeys(cols.values())))[:]
+        data = _read_columns(ds, list(dict.fromkeys(cols.values())))
         rows = [dict(zip(langs, values)) for values in zip(*(data[cols[lang]] for lang in langs))]
         fields = cols
 
@@ -254,8 +326,8 @@ def _normalise(ds: datasets.Dataset, where: str, path: str | None, langs: list[s
             dropped += 1
         else:
             out.append(clean)
-    if dropped:
-        logger.info("%s: dropped %d of %d rows that have none of the targets %s", where, dropped, len(rows), targets)
+    if dropped:  # WARNING: shown on stderr even when nobody configured logging
+        logger.warning("%s: dropped %d of %d rows that have none of the targets %s", where, dropped, len(rows), targets)
     if not out:
         raise ValueError(
             f"{where}: no row has any of the target languages {targets} ({len(rows)} rows read); "
@@ -263,6 +335,15 @@ def _normalise(ds: datasets.Dataset, where: str, path: str | None, langs: list[s
         )
     features = datasets.Features({"translation": {lang: datasets.Value("string") for lang in langs}})
     return datasets.Dataset.from_dict({"translation": out}, features=features)
+
+
+def _read_columns(ds: datasets.Dataset | pa.Table | dict, names: list[str]) -> dict[str, list]:
+    """Some columns as Python lists (one slice of a Dataset: iterating a Column is ~50x slower)."""
+    if isinstance(ds, dict):
+        return {name: ds[name] for name in names}
+    if isinstance(ds, pa.Table):
+        return {name: ds.column(name).to_pylist() for name in names}
+    return ds.select_columns(names)[:]
 
 
 def _lists_to_dict(row: dict, where: str, path: str | None, i: int, field: str) -> dict:
@@ -309,7 +390,7 @@ def _row(where: str, path: str | None, index: int) -> str:
         with open(path, encoding="utf-8") as f:
             text = f.read()
         if _is_json_lines(path, text):
-            numbers = (n for n, line in enumerate(text.splitlines(), 1) if line.strip())
+            numbers = (n for n, line in enumerate(text.split("\n"), 1) if line.strip())
             for _ in range(index):
                 next(numbers)
             return f"{where}: line {next(numbers)}"

@@ -1,0 +1,169 @@
+"""Training checkpoints that are either complete or absent, and the checks that make a resume exact.
+
+A checkpoint is `output_dir/checkpoints/step_<N>/`: Accelerate's `save_state` (model, optimizer, scheduler, RNG
+state of every process) plus `recipe.yaml` and `trainer_state.json`. It is written to `checkpoints/.tmp-step_<N>/`
+and renamed into place once every file is there, with `trainer_state.json` written last, so a process killed while
+saving leaves at most a `.tmp-*` folder, which nothing ever resumes from (and the next run removes).
+"""
+
+import json
+import logging
+import os
+import re
+import shutil
+import time
+from pathlib import Path
+
+import yaml
+
+logger = logging.getLogger(__name__)
+
+STATE_FILE = "trainer_state.json"
+RECIPE_FILE = "recipe.yaml"
+STEP_NAME = re.compile(r"step_(\d+)")
+
+# Recipe keys that change what a training step computes: resuming with another value would silently train a
+# different run. The others (max_steps, eval/save/logging steps, output and Hub settings, ...) may change on resume.
+STEP_DEFINING_KEYS = (
+    "encoder_name_or_path", "decoder_layers", "decoder_hidden_size", "decoder_attention_heads", "decoder_ffn_dim",
+    "target_vocab_size", "max_source_length", "max_target_length", "trainable_encoder_layers", "sharing",
+    "shared_layers", "language_groups", "loss_weighting",
+    "dataset_name", "dataset_config", "source_lang", "target_langs", "column_mapping", "train_split",
+    "max_train_samples", "language_temperature",
+    "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "group_by_length",
+)
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on (non-finite losses, processes that do not form one group); the CLI prints it as one
+    line, like bad input."""
+
+
+def injected_delay(name: str) -> None:
+    """Sleeps `MTL_TRANSLATE_TEST_<name>_SECONDS` seconds: lets the test suite kill a run at a chosen point."""
+    seconds = float(os.environ.get(f"MTL_TRANSLATE_TEST_{name}_SECONDS", 0))
+    if seconds:
+        time.sleep(seconds)
+
+
+def complete_checkpoints(output_dir) -> list[tuple[int, Path]]:
+    """(step, folder) of every complete checkpoint, by step. Foreign names (`step_abc`, `step_5.bak`), files and
+    folders without `trainer_state.json` (an empty `step_999`) are ignored, never resumed from, never deleted."""
+    root = Path(output_dir, "checkpoints")
+    found = []
+    for path in root.iterdir() if root.is_dir() else ():
+        match = STEP_NAME.fullmatch(path.name)
+        if match and path.is_dir() and (path / STATE_FILE).is_file():
+            found.append((int(match.group(1)), path))
+    return sorted(found)
+
+
+def latest_checkpoint(output_dir) -> Path | None:
+    found = complete_checkpoints(output_dir)
+    return found[-1][1] if found else None
+
+
+def resolve_checkpoint(name: str, output_dir) -> Path:
+    """`latest` or a folder -> a complete checkpoint folder, or a ValueError that says what exists."""
+    if name == "latest":
+        path = latest_checkpoint(output_dir)
+        if path is None:
+            raise ValueError(f"resume_from_checkpoint=latest but {Path(output_dir, 'checkpoints')} holds no complete "
+                             "step_<N> checkpoint; start a fresh run (drop resume_from_checkpoint).")
+        return path
+    path = Path(name)
+    if not (path / STATE_FILE).is_file():
+        raise ValueError(f"resume_from_checkpoint={name} is not a complete checkpoint folder (no {STATE_FILE}); "
+                         f"complete ones in {output_dir}: {[str(p) for _, p in complete_checkpoints(output_dir)]}.")
+    return path
+
+
+def save_checkpoint(accelerator, output_dir, step: int, state: dict, recipe, keep: int, best_step: int | None) -> Path:
+    """Every process calls this (save_state writes each process's RNG state). Returns the checkpoint folder."""
+    root = Path(output_dir, "checkpoints")
+    tmp, final = root / f".tmp-step_{step}", root / f"step_{step}"
+    if accelerator.is_main_process:
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+    accelerator.wait_for_everyone()
+    accelerator.save_state(str(tmp))
+    accelerator.wait_for_everyone()
+    if accelerator.is_main_process:
+        recipe.save(tmp / RECIPE_FILE)
+        injected_delay("SAVE")
+        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
+        if final.exists():  # a run resumed from an earlier checkpoint passes this step again
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+        rotate_checkpoints(output_dir, keep, best_step)
+    accelerator.wait_for_everyone()
+    return final
+
+
+def rotate_checkpoints(output_dir, keep: int, best_step: int | None) -> None:
+    """Keeps the last `keep` complete checkpoints plus the one of the best validation step."""
+    found = complete_checkpoints(output_dir)
+    for step, path in found[:-keep]:
+        if step != best_step:
+            shutil.rmtree(path)
+
+
+def remove_unfinished_saves(output_dir) -> None:
+    """`.tmp-*` folders are saves that a killed process never finished."""
+    for path in Path(output_dir).glob("checkpoints/.tmp-*"):
+        shutil.rmtree(path, ignore_errors=True)
+    for path in Path(output_dir).glob(".tmp-best"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def check_resume_compatible(checkpoint: Path, recipe, num_processes: int) -> None:
+    """A resume must compute the same steps as the run that wrote the checkpoint: same step-defining recipe keys
+    and the same number of processes (which multiplies the global batch)."""
+    saved = yaml.safe_load((checkpoint / RECIPE_FILE).read_text()) if (checkpoint / RECIPE_FILE).is_file() else None
+    if saved is None:
+        raise ValueError(f"{checkpoint} has no {RECIPE_FILE}: it was not written by this version of mtl-translate, "
+                         "so a resume cannot be checked to be exact; start a fresh run.")
+    now = recipe.to_dict()
+    changed = [key for key in STEP_DEFINING_KEYS if key in saved and saved[key] != now.get(key)]
+    if changed:
+        detail = ", ".join(f"{key}: {saved[key]!r} -> {now.get(key)!r}" for key in changed)
+        raise ValueError(f"cannot resume from {checkpoint}: the recipe changes what a training step means ({detail}). "
+                         "Put the checkpoint's values back, or start a fresh run in another output_dir.")
+    saved_processes = json.loads((checkpoint / STATE_FILE).read_text()).get("num_processes", 1)
+    if saved_processes != num_processes:
+        raise ValueError(f"cannot resume from {checkpoint}: it was written by {saved_processes} process(es), this "
+                         f"run has {num_processes}; the global batch (per_device_train_batch_size x processes) would "
+                         f"change. Launch {saved_processes} process(es).")
+
+
+def check_output_dir(output_dir, resume: bool, overwrite: bool) -> bool:
+    """A fresh run never mixes with an old one: a non-empty `output_dir` (old tokenizers, old checkpoints that
+    rotation and `latest` would pick up) is refused unless resuming or `overwrite_output_dir`. Read-only, so that
+    every process can check before any writes; True when the contents must be removed (`clear_folder`)."""
+    path = Path(output_dir)
+    entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if not entries or resume:
+        return False
+    if not overwrite:
+        raise ValueError(f"output_dir {output_dir} is not empty ({', '.join(entries[:5])}"
+                         f"{', ...' if len(entries) > 5 else ''}). Pass --overwrite_output_dir true to replace its "
+                         "contents, --resume_from_checkpoint latest to continue that run, or choose another output_dir.")
+    return True
+
+
+def clear_folder(path) -> None:
+    logger.warning("overwrite_output_dir: removing the contents of %s", path)
+    for entry in Path(path).iterdir():
+        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+
+
+def replace_folder_contents(tmp: Path, target: Path) -> None:
+    """Moves every file of `tmp` into `target` with `os.replace` (atomic per file), weights last, then removes `tmp`.
+    Between best models only `model.safetensors` differs (config and tokenizers are fixed for a run), so the best
+    model in `target` is at every moment one complete model."""
+    files = sorted((p for p in tmp.rglob("*") if p.is_file()), key=lambda p: p.name == "model.safetensors")
+    for src in files:
+        dst = target / src.relative_to(tmp)
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        os.replace(src, dst)
+    shutil.rmtree(tmp)

@@ -1,0 +1,100 @@
+"""Two CPU processes (gloo) form ONE training: torchrun and accelerate launch, equivalence with one process, the
+learning-rate schedule, a shared stop decision, and evaluation rows counted once."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+from .conftest import tiny_recipe
+from safetensors.torch import load_file
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+pytestmark = pytest.mark.slow
+
+
+def launch(launcher: list[str], recipe: dict, tmp_path, env=None) -> subprocess.CompletedProcess:
+    path = tmp_path / f"recipe_{Path(recipe['output_dir']).name}.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    proc = subprocess.run([*launcher, "scripts/train.py", str(path)], capture_output=True, text=True, cwd=ROOT,
+                          env={**ENV, **(env or {})}, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
+    return proc
+
+
+def state(output_dir) -> dict:
+    return json.loads(Path(output_dir, "trainer_state.json").read_text())
+
+
+def train_logs(output_dir) -> list[dict]:
+    return [entry for entry in state(output_dir)["history"] if "train/lr" in entry]
+
+
+@pytest.fixture(scope="module")
+def runs(corpus_dir, tiny_encoder_dir, tmp_path_factory):
+    """The same recipe as 2 processes x batch 4 (torchrun) and 1 process x batch 4 x accumulation 2."""
+    tmp = tmp_path_factory.mktemp("ddp")
+    common = dict(trainable_encoder_layers=1, eval_steps=3, save_steps=3, max_steps=6)
+    two = tiny_recipe(corpus_dir, tiny_encoder_dir, tmp / "two", **common)
+    one = tiny_recipe(corpus_dir, tiny_encoder_dir, tmp / "one", gradient_accumulation_steps=2, **common)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    return launch(torchrun, two, tmp), launch([sys.executable], one, tmp), Path(two["output_dir"]), Path(one["output_dir"])
+
+
+def test_torchrun_forms_one_two_process_group(runs):
+    proc, _, two, _ = runs
+    assert state(two)["num_processes"] == 2  # recorded inside the run by the Accelerator
+    assert proc.stdout.count("step 6 validation") == 1  # one run (printed by the main process), not two copies
+
+
+def test_learning_rate_is_the_same_at_every_step_with_two_processes(runs):
+    _, _, two, one = runs
+    lrs_two, lrs_one = [e["train/lr"] for e in train_logs(two)], [e["train/lr"] for e in train_logs(one)]
+    assert len(lrs_two) == 6 and lrs_two == lrs_one
+    assert lrs_two[-1] == 0.0 and min(lrs_two[:-1]) > 0  # linear decay reaches 0 at max_steps, not max_steps / 2
+
+
+def test_two_processes_equal_one_process_with_accumulation(runs):
+    """Same rows per step, mean of per-process losses logged, gradients averaged: losses and weights agree up to
+    float summation order (tolerance 1e-4 relative on losses, 1e-5 absolute on weights)."""
+    _, _, two, one = runs
+    for a, b in zip(train_logs(two), train_logs(one), strict=True):
+        for key in ("train/loss", "train/de", "train/fr", "train/es"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), (a["step"], key)
+    weights_two = load_file(two / "checkpoints/step_6/model.safetensors")
+    weights_one = load_file(one / "checkpoints/step_6/model.safetensors")
+    assert weights_two.keys() == weights_one.keys()
+    start = load_file(two / "checkpoints/step_3/model.safetensors")
+    assert any(not torch.equal(start[k], weights_two[k]) for k in start if k.startswith("encoder."))  # it trained
+    for key in weights_one:
+        torch.testing.assert_close(weights_two[key], weights_one[key], atol=1e-5, rtol=0)
+
+
+def test_evaluation_gathers_every_row_once(runs):
+    """15 test rows (odd: the processes get 8 and 7): per-language counts equal the single-process run's."""
+    _, _, two, one = runs
+    results_two = json.loads((two / "eval_results.json").read_text())
+    results_one = json.loads((one / "eval_results.json").read_text())
+    assert results_two["n"] == results_one["n"] and sum(results_two["n"].values()) >= 15
+    assert results_two["bleu"] == pytest.approx(results_one["bleu"], abs=0.5)
+
+
+def test_accelerate_launch_two_processes_with_a_time_cap_ends_cleanly(corpus_dir, tiny_encoder_dir, tmp_path):
+    """`accelerate launch --num_processes 2` starts a single process on a machine without GPUs: the run relaunches
+    itself as a 2-process group. The time cap expires mid-run and every process stops at the same step (with
+    activation checkpointing, which DDP must also handle)."""
+    recipe = tiny_recipe(corpus_dir, tiny_encoder_dir, tmp_path / "capped", max_steps=10_000, max_train_minutes=0.1,
+                         eval_steps=10_000, save_steps=10_000, logging_steps=5, gradient_checkpointing=True,
+                         trainable_encoder_layers=1)
+    launcher = [sys.executable, "-m", "accelerate.commands.launch", "--num_processes", "2", "--num_machines", "1",
+                "--mixed_precision", "no", "--dynamo_backend", "no"]
+    proc = launch(launcher, recipe, tmp_path, env={"MTL_TRANSLATE_TEST_STEP_SECONDS": "0.2"})
+    final = state(tmp_path / "capped")
+    assert final["num_processes"] == 2 and "relaunching" in proc.stderr
+    assert 0 < final["step"] < 10_000 and f"stopping at step {final['step']}" in proc.stdout
+    assert (tmp_path / "capped" / "checkpoints" / f"step_{final['step']}").is_dir()

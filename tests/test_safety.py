@@ -1,0 +1,119 @@
+"""Issue 12 §7: weights only as safetensors; the Hub token in no file, log or upload; no local paths uploaded."""
+
+import importlib.util
+import io
+import logging
+import os
+from contextlib import contextmanager, redirect_stderr, redirect_stdout
+
+import pytest
+import yaml
+from huggingface_hub import HfApi
+from huggingface_hub.hf_api import RepoUrl
+
+from mtl_translate import hub
+from mtl_translate.configs import load_recipe
+from mtl_translate.train import run
+from mtl_translate.translate import Translator
+
+TOKEN = "hf_FAKE_TOKEN_1234567890"
+PICKLE_OR_WEIGHTS = (".bin", ".pt", ".pth", ".pkl", ".ckpt", ".safetensors")
+HAS_TENSORBOARD = importlib.util.find_spec("tensorboard") is not None
+
+
+def test_save_pretrained_writes_weights_only_as_safetensors(tiny_model, tokenizer, tmp_path):
+    Translator(tiny_model, tokenizer).save_pretrained(tmp_path)
+    weights = sorted(p.relative_to(tmp_path).as_posix() for p in tmp_path.rglob("*") if p.suffix in PICKLE_OR_WEIGHTS)
+    assert weights == ["model.safetensors"]
+
+
+@contextmanager
+def capture_logs():
+    """Every record of every logger at DEBUG, including libraries that stop propagation (transformers)."""
+    records, handler = [], logging.Handler(logging.DEBUG)
+    handler.emit = records.append
+    loggers = [logging.getLogger(), *(x for x in logging.Logger.manager.loggerDict.values()
+                                      if isinstance(x, logging.Logger))]
+    levels = [x.level for x in loggers]
+    sinks = [x for x in loggers if x is loggers[0] or not x.propagate]
+    for x in loggers:
+        x.setLevel(logging.DEBUG)
+    for x in sinks:
+        x.addHandler(handler)
+    try:
+        yield records
+    finally:
+        for x, level in zip(loggers, levels):
+            x.setLevel(level)
+        for x in sinks:
+            x.removeHandler(handler)
+
+
+@pytest.fixture(scope="module")
+def trained_and_pushed(corpus_dir, encoder_path, tmp_path_factory):
+    """A 4-step in-process training run with a Hub token, a tracker (tensorboard when installed) and a push to a
+    faked Hub; returns the output folder, everything the run printed or logged, and what the push received."""
+    tmp = tmp_path_factory.mktemp("safety")
+    recipe_path = tmp / "recipe.yaml"
+    recipe_path.write_text(yaml.safe_dump({
+        "dataset_name": str(corpus_dir), "target_langs": ["de", "fr", "es"], "output_dir": str(tmp / "model"),
+        "encoder_name_or_path": encoder_path, "trainable_encoder_layers": 0, "decoder_layers": 1,
+        "decoder_hidden_size": 32, "decoder_ffn_dim": 64, "target_vocab_size": 400, "max_steps": 4, "eval_steps": 2,
+        "save_steps": 2, "warmup_steps": 1, "per_device_train_batch_size": 8, "logging_steps": 1,
+        "eval_max_new_tokens": 4, "report_to": ["tensorboard"] if HAS_TENSORBOARD else [],
+        "push_to_hub": True, "hub_model_id": "acme/tiny-mtl", "hub_private_repo": True, "hub_token": TOKEN,
+    }))
+    calls = {}
+
+    def create_repo(self, repo_id, **kwargs):
+        calls["token"] = self.token
+        return RepoUrl(f"https://huggingface.co/{repo_id}")
+
+    def create_commit(self, repo_id, operations, **kwargs):
+        calls["files"] = {}
+        for op in operations:
+            with op.as_file() as f:
+                calls["files"][op.path_in_repo] = f.read()
+
+    console = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, capture_logs() as records, redirect_stdout(console), \
+            redirect_stderr(console):  # print, accelerate's print, tqdm and warnings
+        mp.setattr(HfApi, "create_repo", create_repo)
+        mp.setattr(HfApi, "create_commit", create_commit)
+        run(load_recipe(str(recipe_path)))
+    logs = "\n".join(f"{r.name} {r.getMessage()} {r.args}" for r in records)
+    return tmp / "model", console.getvalue() + logs, calls
+
+
+def test_hub_token_is_in_no_file_log_or_upload(trained_and_pushed):
+    out, console, calls = trained_and_pushed
+    assert calls["token"] == TOKEN  # the token did reach the Hub client
+    files = [p for p in out.rglob("*") if p.is_file()]
+    assert {"model.safetensors", "recipe.yaml", "README.md", "eval_results.json"} <= {p.name for p in files}
+    assert any("checkpoints" in p.parts for p in files)
+    if HAS_TENSORBOARD:
+        assert any("tfevents" in p.name for p in files) and any(p.name == "hparams.yml" for p in files)
+    leaks = [str(p) for p in files if TOKEN.encode() in p.read_bytes()]  # binary files too
+    assert leaks == []
+    assert "step 4 validation" in console and "Uploading" in console  # the capture did see the run
+    assert TOKEN not in console
+    assert all(TOKEN.encode() not in content for content in calls["files"].values())
+
+
+def test_push_uploads_no_local_path_and_no_pickle(trained_and_pushed, corpus_dir, encoder_path):
+    out, console, calls = trained_and_pushed
+    uploaded = calls["files"]
+    assert {"README.md", "config.json", "recipe.yaml", "generation_config.json", "eval_results.json",
+            "model.safetensors", "tokenizers/de/tokenizer.model", "tokenizers/source/tokenizer_config.json"} <= set(
+        uploaded)
+    assert not [name for name in uploaded if name.endswith(PICKLE_OR_WEIGHTS) and name != "model.safetensors"]
+    assert not [name for name in uploaded if name.startswith(("checkpoints/", "mtl-translate/"))]
+    local = [str(out.parent), str(corpus_dir), encoder_path] + [os.path.expanduser("~")] * (
+        len(os.path.expanduser("~")) > 1)
+    leaks = [(name, path) for name, content in uploaded.items() for path in local if path.encode() in content]
+    assert leaks == []
+    recipe = yaml.safe_load(uploaded["recipe.yaml"])
+    assert recipe["dataset_name"] == corpus_dir.name and recipe["output_dir"] == "model"
+    assert "hub_token" not in recipe and recipe["hub_model_id"] == "acme/tiny-mtl"
+    assert str(corpus_dir) in (out / "recipe.yaml").read_text()  # the local copy keeps what reproduces the run
+    assert 'Translator.from_pretrained("acme/tiny-mtl")' in uploaded["README.md"].decode()
