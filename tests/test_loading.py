@@ -209,10 +209,15 @@ def test_line_numbers_skip_blank_lines(tmp_path):
         load_multitarget_dataset(str(f), "en", ["de"])
 
 
-def test_missing_source_in_csv_uses_row_number(tmp_path):
+@pytest.mark.parametrize("content, message", [
+    ("en,de\na,b\n,c\n", r"data\.csv: row 2 has no source text in field en"),  # a row number, not a line
+    ("en,de,de\na,b,c\n", r"data\.csv: column\(s\) \['de'\] appear twice in the header"),
+    ("en,de\n", r"data\.csv: only a header \(en, de\), no rows; it needs at least one row"),
+], ids=["missing source", "repeated header column", "header only"])
+def test_bad_csv_is_named(tmp_path, content, message):
     f = tmp_path / "data.csv"
-    f.write_text("en,de\na,b\n,c\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"data\.csv: row 2 has no source text in field en"):
+    f.write_text(content, encoding="utf-8")
+    with pytest.raises(ValueError, match=message):
         load_multitarget_dataset(str(f), "en", ["de"])
 
 
@@ -328,20 +333,6 @@ def test_csv_quoted_fields_with_commas_and_newlines_count_once(tmp_path):
     (tmp_path / "bad.csv").write_text('en,de\n"a,b",c\nd,e,f\n', encoding="utf-8")
     with pytest.raises(ValueError, match=r"bad\.csv: line 3 has 3 fields, expected 2"):
         load_multitarget_dataset(str(tmp_path / "bad.csv"), "en", ["de"])
-
-
-def test_csv_repeated_header_column(tmp_path):
-    f = tmp_path / "h.csv"
-    f.write_text("en,de,de\na,b,c\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"h\.csv: column\(s\) \['de'\] appear twice in the header"):
-        load_multitarget_dataset(str(f), "en", ["de"])
-
-
-def test_csv_with_only_a_header(tmp_path):
-    f = tmp_path / "h.csv"
-    f.write_text("en,de\n", encoding="utf-8")
-    with pytest.raises(ValueError, match=r"h\.csv: only a header \(en, de\), no rows; it needs at least one row"):
-        load_multitarget_dataset(str(f), "en", ["de"])
 
 
 # ------------------------------------------------------------------- long lines, repeated keys
