@@ -3,7 +3,7 @@
 from transformers import AutoConfig, PretrainedConfig
 from transformers.configuration_utils import SubConfigSpec
 
-from .sharing import SHARING_MODES, language_group_map
+from .sharing import check_sharing_config
 
 
 class MTLConfig(PretrainedConfig):
@@ -56,14 +56,7 @@ class MTLConfig(PretrainedConfig):
         if missing:
             raise ValueError(f"MTLConfig: no target_vocab_sizes entry for language(s) {missing}.")
         self.loss_weights = {lang: float((self.loss_weights or {}).get(lang, 1.0)) for lang in self.languages}
-        if self.sharing not in SHARING_MODES:
-            raise ValueError(f"sharing={self.sharing!r} is not one of {list(SHARING_MODES)}.")
-        if self.sharing == "partial" and self.shared_layers is None:
-            raise ValueError("sharing: partial needs shared_layers (how many bottom encoder blocks all languages share).")
-        if self.sharing != "hard" and self.loss_weighting in ("gradnorm", "pcgrad"):
-            raise ValueError(f"loss_weighting={self.loss_weighting!r} works on the gradient at the shared encoder "
-                             f"output, which only sharing: hard has; got sharing={self.sharing!r}.")
-        language_group_map(self.languages, self.language_groups)  # raises on a bad grouping
+        check_sharing_config(self)
         if self.decoder_hidden_size % self.decoder_attention_heads:
             raise ValueError(
                 f"decoder_hidden_size={self.decoder_hidden_size} must be divisible by "

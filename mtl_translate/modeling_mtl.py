@@ -1,6 +1,5 @@
 """Shared pretrained encoder + one decoder head per target language, as a transformers `PreTrainedModel`."""
 
-import copy
 from dataclasses import dataclass
 
 import torch
@@ -13,10 +12,9 @@ from transformers.utils import ModelOutput
 
 from .configuration_mtl import MTLConfig
 from .decoder import DecoderHead
-from .encoders import freeze_encoder_layers, layer_stack
 from .generation import check_generation_settings, decode
 from .losses import LossWeighting, build_loss_weighting
-from .sharing import language_group_map, run_split_encoder, soft_sharing_penalty, split_encoder
+from .sharing import build_sharing
 from .stacked import stacked_heads, trim
 
 
@@ -60,19 +58,14 @@ class MTLPreTrainedModel(PreTrainedModel):
 
 
 class MTLTranslationModel(MTLPreTrainedModel):
-    """The encoder part depends on `config.sharing` (see sharing.py): `encoder` (hard), `encoders` {lang: copy}
-    (soft), or `encoder` (shared bottom blocks) + `encoder_groups` {group: top blocks} (partial)."""
+    """The encoder part is built and run by the sharing mode (`config.sharing`, see sharing/): `encoder` (hard),
+    `encoders` {lang: copy} (soft), or `encoder` (shared bottom blocks) + `encoder_groups` {group: top blocks}
+    (partial). This class names no mode: it asks `self.sharing_mode`."""
 
     def __init__(self, config: MTLConfig):
         super().__init__(config)
-        encoder = encoder_class(config.encoder).from_config(config.encoder)
-        if config.sharing == "soft":
-            self.encoders = nn.ModuleDict({lang: copy.deepcopy(encoder) for lang in config.languages})
-        else:
-            self.encoder = encoder
-        if config.sharing == "partial":
-            self.language_group = language_group_map(config.languages, config.language_groups)
-            self.encoder_groups = split_encoder(encoder, config.shared_layers, sorted(set(self.language_group.values())))
+        self.sharing_mode = build_sharing(config)
+        self.sharing_mode.build(self, encoder_class(config.encoder).from_config(config.encoder))
         self.decoders = nn.ModuleDict(
             {
                 lang: DecoderHead(config.target_vocab_sizes[lang], config.encoder.hidden_size, config)
@@ -117,51 +110,18 @@ class MTLTranslationModel(MTLPreTrainedModel):
         return model
 
     def load_encoder_weights(self, encoder: nn.Module) -> None:
-        """Copy a pretrained encoder into this model's encoder(s): every soft copy, every partial group."""
-        if self.config.sharing == "soft":
-            for copy_ in self.encoders.values():
-                copy_.load_state_dict(encoder.state_dict())
-            return
-        missing, _ = self.encoder.load_state_dict(encoder.state_dict(), strict=self.config.sharing == "hard")
-        if missing:
-            raise ValueError(f"the pretrained encoder lacks weights {missing[:5]}")
-        if self.config.sharing == "partial":
-            top = layer_stack(encoder)[self.config.shared_layers:]
-            for blocks in self.encoder_groups.values():
-                for block, pretrained in zip(blocks, top, strict=True):
-                    block.load_state_dict(pretrained.state_dict())
+        """Copy a pretrained encoder into every encoder part of this model (each soft copy, each partial group)."""
+        self.sharing_mode.load_pretrained(self, encoder)
 
     def freeze_encoder(self, trainable_layers: int | None) -> None:
         """None: train all; 0: freeze; k: train the top k blocks of each language's encoder stack (see
-        `freeze_encoder_layers`); in partial sharing the group blocks are the top of that stack."""
-        if self.config.sharing == "soft":
-            for copy_ in self.encoders.values():
-                freeze_encoder_layers(copy_, trainable_layers)
-            return
-        k = trainable_layers
-        if self.config.sharing == "partial":
-            top = len(next(iter(self.encoder_groups.values())))  # blocks above the shared ones, in every group
-            for blocks in self.encoder_groups.values():
-                for i, block in enumerate(blocks):
-                    block.requires_grad_(k is None or i >= top - k)
-            k = None if k is None else max(k - top, 0)
-        freeze_encoder_layers(self.encoder, k)
+        `freeze_encoder_layers`)."""
+        self.sharing_mode.freeze(self, trainable_layers)
 
     def encode(self, input_ids, attention_mask, rows: dict[str, torch.Tensor | slice]) -> dict[str, torch.Tensor]:
         """For each language in `rows` ({lang: (B,) bool or slice}): the encoder states its head reads on those
-        rows, (B_lang, S, E). Shared blocks run once per batch; only soft sharing runs per language."""
-        sharing = self.config.sharing
-        if sharing == "soft":
-            return {lang: self.encoders[lang](input_ids=input_ids[keep], attention_mask=attention_mask[keep])
-                    .last_hidden_state for lang, keep in rows.items()}
-        if sharing == "partial":
-            needed = {self.language_group[lang] for lang in rows}
-            groups = {name: blocks for name, blocks in self.encoder_groups.items() if name in needed}
-            memory = run_split_encoder(self.encoder, groups, input_ids, attention_mask)  # {group: (B, S, E)}
-            return {lang: memory[self.language_group[lang]][keep] for lang, keep in rows.items()}
-        memory = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state  # (B, S, E)
-        memory = self.loss_weighting.route(memory, list(rows))  # per-language views for gradient surgery
-        return {lang: memory[lang][keep] for lang, keep in rows.items()}
+        rows, (B_lang, S, E). Shared parts run once per batch."""
+        return self.sharing_mode.encode(self, input_ids, attention_mask, rows)
 
     def language_loss(self, lang: str, memory, attention_mask, labels) -> torch.Tensor:
         """Mean token cross-entropy of one head on the rows that have a target (labels: (B', T), -100 = ignore).
@@ -202,10 +162,9 @@ class MTLTranslationModel(MTLPreTrainedModel):
         losses = {lang: self.language_loss(lang, memory[lang], attention_mask[keep], labels[lang][keep])
                   for lang, keep in rows.items()}
         loss = self.loss_weighting(losses) if losses else None
-        penalty = None
-        if self.config.sharing == "soft" and loss is not None:
-            penalty = soft_sharing_penalty(self.encoders)
-            loss = loss + self.config.soft_sharing_weight * penalty
+        penalty = self.sharing_mode.penalty(self) if loss is not None else None
+        if penalty is not None:
+            loss = loss + self.sharing_mode.penalty_weight * penalty
         return MTLOutput(loss=loss, language_losses=losses, sharing_penalty=penalty)
 
     def check_languages(self, langs) -> list[str]:
@@ -242,23 +201,25 @@ class MTLTranslationModel(MTLPreTrainedModel):
         decodes from the encoder states of its language. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
         Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}.
 
-        Languages that read the same encoder states (all of them with hard sharing, each group with partial sharing)
-        and share generation settings decode together, as one stacked computation over all their heads
+        Languages that read the same encoder states (the sharing mode's `states_key`: all of them with hard sharing,
+        each group with partial sharing) and share generation settings decode together, as one stacked computation over all their heads
         (`StackedHeads`) on every row (a language's `rows` are picked afterwards), with the same output as one by one.
         `stacked`: None = for groups of 2+ languages, True = for every language, False = never."""
         langs = self.check_languages(langs)
         cfg, rows = self.config, rows or {}
-        if stacked and cfg.sharing == "soft":
-            raise ValueError("stacked=True needs heads that read the same encoder states (sharing: hard or partial); "
-                             "with sharing: soft every language has its own encoder.")
+        states = {lang: self.sharing_mode.states_key(lang) for lang in langs}  # None: states of its own
+        if stacked and None in states.values():
+            own = [lang for lang, key in states.items() if key is None]
+            raise ValueError(f"stacked=True needs heads that read the same encoder states; with sharing: {cfg.sharing} "
+                             f"{own} have encoder states of their own.")
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
         settings = {lang: self.generation_settings(lang, **overrides) for lang in langs}
         groups = {}  # {(encoder states, settings): [lang]}
-        if stacked is not False and cfg.sharing != "soft":
+        if stacked is not False:
             for lang in langs:
-                states = self.language_group[lang] if cfg.sharing == "partial" else None
-                groups.setdefault((states, tuple(sorted(settings[lang].items()))), []).append(lang)
+                if states[lang] is not None:
+                    groups.setdefault((states[lang], tuple(sorted(settings[lang].items()))), []).append(lang)
         groups = [group for group in groups.values() if len(group) > 1 or stacked]
         together = {lang for group in groups for lang in group}
         keep = {lang: rows.get(lang, slice(None)) for lang in langs}

@@ -7,7 +7,7 @@ from transformers import AutoModel, BertConfig, BertModel
 from mtl_translate import MTLTranslationModel
 from mtl_translate.data.collator import MultiTargetCollator
 from mtl_translate.hub import build_model_card
-from mtl_translate.sharing import soft_sharing_penalty
+from mtl_translate.sharing.soft import soft_sharing_penalty
 from mtl_translate.translate import Translator
 
 from .conftest import LANGS, corpus_rows, tiny_config
@@ -87,7 +87,7 @@ def test_soft_sharing_weight_zero_gives_independent_encoders(tokenizer, weight):
 
 def test_partial_sharing_shares_bottom_blocks_by_identity_and_groups_the_top(tokenizer):
     model = partial_model(tokenizer)
-    assert model.language_group == {"de": "de", "fr": "romance", "es": "romance"}
+    assert model.sharing_mode.group == {"de": "de", "fr": "romance", "es": "romance"}
     assert set(model.encoder_groups) == {"de", "romance"}
     assert [len(blocks) for blocks in model.encoder_groups.values()] == [2, 2]
     assert len([b for b in model.encoder.encoder.layer if list(b.parameters())]) == 1  # one shared block
@@ -170,3 +170,16 @@ def test_bad_sharing_settings_are_clear_errors(tokenizer, kwargs, message):
 def test_partial_shared_layers_must_leave_blocks_to_split(tokenizer):
     with pytest.raises(ValueError, match=r"shared_layers=1: the encoder has 1 blocks"):
         MTLTranslationModel(tiny_config(tokenizer, sharing="partial", shared_layers=1))
+
+
+def test_the_model_names_no_sharing_mode():
+    """Modes live behind `SharingMode` (mtl_translate/sharing/): the model and its config name none of them."""
+    import inspect
+
+    from mtl_translate import configuration_mtl, modeling_mtl
+    from mtl_translate.sharing import MODES
+
+    for module in (modeling_mtl, configuration_mtl):
+        lines = [line for line in inspect.getsource(module).splitlines() if not line.strip().startswith("sharing: str")]
+        named = [line for line in lines for mode in MODES if f'"{mode}"' in line or f"'{mode}'" in line]
+        assert not named, (module.__name__, named)  # the config's default value aside

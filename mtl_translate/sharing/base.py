@@ -1,0 +1,48 @@
+"""The one interface between the model and a way of sharing the encoder."""
+
+import torch
+from torch import nn
+
+
+class SharingMode:
+    """A sharing mode builds the encoder part of a model and answers everything that depends on it.
+
+    It holds no modules itself: `build` registers them on the model (under the names saved checkpoints use:
+    `encoder`, `encoders`, `encoder_groups`), and every method takes the model. Defaults describe a mode whose
+    languages own nothing of the encoder and add no regularisation.
+    """
+
+    def __init__(self, config):
+        self.config = config
+
+    def build(self, model: nn.Module, encoder: nn.Module) -> None:
+        """Registers the encoder modules on `model`, built from `encoder` (randomly initialised, from the config)."""
+        raise NotImplementedError
+
+    def load_pretrained(self, model: nn.Module, pretrained: nn.Module) -> None:
+        """Copies a pretrained encoder's weights into every encoder part."""
+        raise NotImplementedError
+
+    def freeze(self, model: nn.Module, trainable_layers: int | None) -> None:
+        """None: train all; 0: freeze; k: train the top k blocks of each language's encoder stack."""
+        raise NotImplementedError
+
+    def encode(self, model: nn.Module, input_ids, attention_mask, rows: dict) -> dict[str, torch.Tensor]:
+        """{lang: (B,) bool or slice} -> {lang: (B_lang, S, E) encoder states its head reads on those rows}."""
+        raise NotImplementedError
+
+    def penalty(self, model: nn.Module) -> torch.Tensor | None:
+        """Unweighted regularisation term between the encoder parts (None: none)."""
+        return None
+
+    penalty_weight = 0.0
+
+    def states_key(self, lang: str) -> str | None:
+        """Languages with the same key read the same encoder states (their heads can decode as one stack);
+        None: `lang` has states of its own."""
+        raise NotImplementedError
+
+    def owned_prefixes(self, lang: str) -> list[str]:
+        """Parameter-name prefixes, besides `decoders.<lang>.`, that only `lang` uses (trained when that language
+        alone is trained, dropped when it is removed)."""
+        return []

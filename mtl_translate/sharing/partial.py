@@ -1,0 +1,104 @@
+"""`sharing: partial`: hierarchical sharing (Søgaard & Goldberg 2016 style): the bottom `shared_layers` blocks are
+shared by every language, the blocks above by a language group (`language_groups`); an ungrouped language gets its
+own."""
+
+import copy
+
+from torch import nn
+
+from ..encoders import freeze_encoder_layers, layer_stack
+from . import language_group_map
+from .base import SharingMode
+
+
+class _Captured(Exception):
+    def __init__(self, args, kwargs):
+        super().__init__("encoder stopped at its unshared layers")
+        self.layer_args, self.layer_kwargs = args, kwargs
+
+
+class LayerInputs(nn.Module):
+    """Takes the place of the unshared blocks in the shared encoder's layer stack: it records how the encoder calls
+    its blocks (hidden states, attention mask in the encoder's own format, ...) and stops the encoder there, so the
+    group blocks are called exactly as the encoder would have called them."""
+
+    def forward(self, *args, **kwargs):
+        raise _Captured(args, kwargs)
+
+
+def split_encoder(encoder: nn.Module, shared_layers: int, group_names: list[str]) -> nn.ModuleDict:
+    """Cuts `encoder` (in place) after its bottom `shared_layers` blocks; returns {group: copy of the blocks above}."""
+    stack = layer_stack(encoder)
+    if not 0 <= shared_layers < len(stack):
+        raise ValueError(f"shared_layers={shared_layers}: the encoder has {len(stack)} blocks; partial sharing needs "
+                         f"0 <= shared_layers < {len(stack)} (shared_layers={len(stack)} is sharing: hard).")
+    if getattr(encoder, "final_layer_norm", None) is not None:
+        raise ValueError(f"sharing: partial needs an encoder whose output is its last block's output (BERT, RoBERTa, "
+                         f"XLM-R, ELECTRA, ...); {type(encoder).__name__} normalises after its stack.")
+    top = nn.ModuleList(stack[shared_layers:])
+    groups = nn.ModuleDict({name: copy.deepcopy(top) for name in group_names})
+    del stack[shared_layers:]
+    stack.append(LayerInputs())
+    return groups
+
+
+def run_split_encoder(encoder: nn.Module, groups: dict[str, nn.ModuleList], input_ids, attention_mask):
+    """Shared blocks once, then each group's blocks on their output: {group: (B, S, E)}."""
+    try:
+        encoder(input_ids=input_ids, attention_mask=attention_mask)
+        raise RuntimeError(f"{type(encoder).__name__} never reached its layer stack")
+    except _Captured as call:
+        args, kwargs = list(call.layer_args), dict(call.layer_kwargs)
+    shared = kwargs.pop("hidden_states") if "hidden_states" in kwargs else args.pop(0)  # (B, S, E)
+    out = {}
+    for name, blocks in groups.items():
+        hidden = shared
+        for block in blocks:
+            hidden = block(hidden, *args, **kwargs)
+            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+        out[name] = hidden
+    return out
+
+
+class PartialSharing(SharingMode):
+    """`model.encoder`: the shared bottom blocks (its stack ends in `LayerInputs`); `model.encoder_groups`:
+    {group: the blocks above}. Shared blocks run once per batch, each needed group's blocks once."""
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.group = language_group_map(config.languages, config.language_groups)  # {lang: group}
+
+    def build(self, model, encoder):
+        model.encoder = encoder
+        model.encoder_groups = split_encoder(encoder, self.config.shared_layers, sorted(set(self.group.values())))
+
+    def load_pretrained(self, model, pretrained):
+        missing, _ = model.encoder.load_state_dict(pretrained.state_dict(), strict=False)
+        if missing:
+            raise ValueError(f"the pretrained encoder lacks weights {missing[:5]}")
+        top = layer_stack(pretrained)[self.config.shared_layers:]
+        for blocks in model.encoder_groups.values():
+            for block, weights in zip(blocks, top, strict=True):
+                block.load_state_dict(weights.state_dict())
+
+    def freeze(self, model, trainable_layers):
+        """The group blocks are the top of each language's stack: k counts them first, then the shared blocks."""
+        k = trainable_layers
+        top = len(next(iter(model.encoder_groups.values())))  # blocks above the shared ones, in every group
+        for blocks in model.encoder_groups.values():
+            for i, block in enumerate(blocks):
+                block.requires_grad_(k is None or i >= top - k)
+        freeze_encoder_layers(model.encoder, None if k is None else max(k - top, 0))
+
+    def encode(self, model, input_ids, attention_mask, rows):
+        needed = {self.group[lang] for lang in rows}
+        groups = {name: blocks for name, blocks in model.encoder_groups.items() if name in needed}
+        memory = run_split_encoder(model.encoder, groups, input_ids, attention_mask)  # {group: (B, S, E)}
+        return {lang: memory[self.group[lang]][keep] for lang, keep in rows.items()}
+
+    def states_key(self, lang):
+        return self.group[lang]
+
+    def owned_prefixes(self, lang):
+        alone = [other for other, group in self.group.items() if group == self.group[lang]] == [lang]
+        return [f"encoder_groups.{self.group[lang]}."] if alone else []

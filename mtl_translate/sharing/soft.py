@@ -1,0 +1,53 @@
+"""`sharing: soft`: one encoder copy per language, all initialised from the same checkpoint, pulled together by an
+L2 penalty on their differences (Duong et al. 2015); costs one encoder forward per language."""
+
+import copy
+
+import torch
+from torch import nn
+
+from ..encoders import freeze_encoder_layers
+from .base import SharingMode
+
+
+def soft_sharing_penalty(encoders: nn.ModuleDict) -> torch.Tensor:
+    """Σ over trainable parameters and copies of ||θ_copy − mean_copies(θ)||²: its gradient 2(θ_copy − mean) pulls
+    each copy toward the others (frozen parameters stay equal, so they are skipped)."""
+    terms = []
+    for copies in zip(*(enc.parameters() for enc in encoders.values())):
+        if copies[0].requires_grad:
+            stacked = torch.stack(copies)  # (N, *param.shape)
+            terms.append((stacked - stacked.mean(0)).pow(2).sum())
+    return torch.stack(terms).sum() if terms else torch.zeros(())
+
+
+class SoftSharing(SharingMode):
+    """`model.encoders`: {lang: encoder copy}; the penalty (weight `soft_sharing_weight`) couples them."""
+
+    @property
+    def penalty_weight(self):
+        return self.config.soft_sharing_weight
+
+    def build(self, model, encoder):
+        model.encoders = nn.ModuleDict({lang: copy.deepcopy(encoder) for lang in self.config.languages})
+
+    def load_pretrained(self, model, pretrained):
+        for copy_ in model.encoders.values():
+            copy_.load_state_dict(pretrained.state_dict())
+
+    def freeze(self, model, trainable_layers):
+        for copy_ in model.encoders.values():
+            freeze_encoder_layers(copy_, trainable_layers)
+
+    def encode(self, model, input_ids, attention_mask, rows):
+        return {lang: model.encoders[lang](input_ids=input_ids[keep], attention_mask=attention_mask[keep])
+                .last_hidden_state for lang, keep in rows.items()}
+
+    def penalty(self, model):
+        return soft_sharing_penalty(model.encoders)
+
+    def states_key(self, lang):
+        return None
+
+    def owned_prefixes(self, lang):
+        return [f"encoders.{lang}."]
