@@ -27,7 +27,7 @@ STEP_NAME = re.compile(r"step_(\d+)")
 STEP_DEFINING_KEYS = (
     "encoder_name_or_path", "decoder_layers", "decoder_hidden_size", "decoder_attention_heads", "decoder_ffn_dim",
     "target_vocab_size", "max_source_length", "max_target_length", "trainable_encoder_layers", "sharing",
-    "shared_layers", "language_groups", "loss_weighting",
+    "shared_layers", "language_groups", "cross_stitch_init", "adapter_size", "loss_weighting",
     "dataset_name", "dataset_config", "source_lang", "target_langs", "column_mapping", "train_split",
     "max_train_samples", "language_temperature",
     "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "group_by_length",

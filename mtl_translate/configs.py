@@ -29,10 +29,12 @@ class ModelArguments:
     max_target_length: int = 64
     label_smoothing: float = 0.1
     trainable_encoder_layers: int | None = None  # None: train all; 0: freeze the encoder; k: train the top k layers
-    sharing: str = "hard"  # hard | soft | partial
+    sharing: str = "hard"  # hard | soft | partial | cross_stitch | adapters (sharing/)
     soft_sharing_weight: float = 0.01  # soft: weight of the L2 penalty between the encoder copies
     shared_layers: int | None = None  # partial: bottom encoder blocks shared by all languages
     language_groups: dict[str, list[str]] = field(default_factory=dict)  # partial: {group: [langs]} above them
+    cross_stitch_init: float = 0.9  # cross_stitch: initial α diagonal (a copy's weight on its own hidden states)
+    adapter_size: int = 64  # adapters: bottleneck width of the per-language adapters
     loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
     loss_weights: dict[str, float] = field(default_factory=dict)  # static: per language, default 1.0
     dwa_temperature: float = 2.0
@@ -102,7 +104,7 @@ AT_LEAST = {
     "decoder_layers": 1, "decoder_hidden_size": 1, "decoder_attention_heads": 1, "decoder_ffn_dim": 1,
     "target_vocab_size": 261,  # 256 byte-fallback pieces + 4 special tokens + at least one character
     "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
-    "trainable_encoder_layers": 0, "shared_layers": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
+    "trainable_encoder_layers": 0, "shared_layers": 0, "adapter_size": 1, "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
     "per_device_eval_batch_size": 1, "gradient_accumulation_steps": 1, "logging_steps": 1, "eval_steps": 1,

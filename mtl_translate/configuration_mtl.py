@@ -31,10 +31,12 @@ class MTLConfig(PretrainedConfig):
     max_target_positions: int = 128  # longest target, in tokens, EOS included
     label_smoothing: float = 0.1
     # how languages share the encoder (sharing.py)
-    sharing: str = "hard"  # hard | soft | partial
+    sharing: str = "hard"  # hard | soft | partial | cross_stitch | adapters (sharing/)
     soft_sharing_weight: float = 0.01  # soft: weight of the L2 penalty between encoder copies
     shared_layers: int | None = None  # partial: bottom encoder blocks shared by all languages
     language_groups: dict[str, list[str]] | None = None  # partial: {group: [langs]} sharing the blocks above
+    cross_stitch_init: float = 0.9  # cross_stitch: initial weight of a copy on its own hidden states (α diagonal)
+    adapter_size: int = 64  # adapters: bottleneck width of each language's adapter after every encoder block
     # how their losses combine (losses.py)
     loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
     loss_weights: dict[str, float] | None = None  # static: {lang: weight}, default 1

@@ -25,7 +25,7 @@ MODES = {
     "hard": ModeInfo("hard.HardSharing", one_output=True),
     "soft": ModeInfo("soft.SoftSharing", one_output=False),
     "partial": ModeInfo("partial.PartialSharing", one_output=False, needs=("shared_layers",)),
-}
+}  # cross_stitch (cross_stitch.py) and adapters (adapters.py) are being added: see issue 13
 
 
 def check_sharing_config(config) -> None:

@@ -46,3 +46,14 @@ class SharingMode:
         """Parameter-name prefixes, besides `decoders.<lang>.`, that only `lang` uses (trained when that language
         alone is trained, dropped when it is removed)."""
         return []
+
+    def add_language(self, model: nn.Module, lang: str) -> None:
+        """Builds the encoder parts `lang` will own. Called on the mode of the NEW config (which already lists
+        `lang`), before the new head is added; must leave every existing parameter untouched."""
+
+    def remove_language(self, model: nn.Module, lang: str) -> None:
+        """Deletes what `lang` owns (see `owned_prefixes`). Called on the mode of the OLD config."""
+        for prefix in self.owned_prefixes(lang):
+            path = prefix.rstrip(".").split(".")
+            parent = model.get_submodule(".".join(path[:-1]))
+            del parent[path[-1]]
