@@ -1,4 +1,5 @@
-"""`mtl-translate {train,compare,evaluate,translate,build-data,push}`: thin wrappers over the package."""
+"""`mtl-translate {train,compare,evaluate,translate,add-language,remove-language,build-data,push}`: thin wrappers
+over the package."""
 
 import argparse
 import json
@@ -89,6 +90,18 @@ def cmd_translate(args, _) -> None:
             write_jsonl(records, sink)
 
 
+def cmd_add_language(args, extra: list[str]) -> None:
+    from .lifelong import add_language_to_folder
+
+    add_language_to_folder(args.model, args.lang, args.data, args.output_dir, extra)
+
+
+def cmd_remove_language(args, _) -> None:
+    from .lifelong import remove_language_from_folder
+
+    print(f"wrote {remove_language_from_folder(args.model, args.lang, args.output_dir)}")
+
+
 def cmd_build_data(args, _) -> None:
     from .data.gettext import build_gettext_corpus
 
@@ -164,6 +177,20 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_build_data)
 
+    p = sub.add_parser("add-language", help="train a new language into a trained model, everything else frozen "
+                                            "(other languages stay bit-identical); recipe keys: --key value")
+    p.add_argument("--model", required=True, help="a folder written by `mtl-translate train` (has recipe.yaml)")
+    p.add_argument("--lang", required=True, help="the new target language code")
+    p.add_argument("--data", required=True, help="data with that language (local file/folder or Hub dataset id)")
+    p.add_argument("--output_dir", "--output-dir", default=None, help="default: <model>-<lang>")
+    p.set_defaults(func=cmd_add_language)
+
+    p = sub.add_parser("remove-language", help="drop a language (its head and what it owns of the encoder)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--lang", required=True)
+    p.add_argument("--output_dir", "--output-dir", required=True)
+    p.set_defaults(func=cmd_remove_language)
+
     p = sub.add_parser("push", help="upload a trained model folder with its model card to the Hub")
     p.add_argument("--model", required=True)
     p.add_argument("--repo-id", required=True)
@@ -176,7 +203,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     parser = build_parser()
     args, extra = parser.parse_known_args(argv)
-    if extra and args.command not in ("train", "compare"):
+    if extra and args.command not in ("train", "compare", "add-language"):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
     try:
         args.func(args, extra)

@@ -19,6 +19,8 @@ import yaml
 @dataclass
 class ModelArguments:
     encoder_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"  # Hub id or local folder, or "minilm-packaged"
+    init_model: str | None = None  # a trained model folder to continue from (weights, tokenizers); target_langs it
+    # lacks are added (new head and tokenizer), see languages.py and `mtl-translate add-language`
     decoder_layers: int = 3
     decoder_hidden_size: int = 256
     decoder_attention_heads: int = 4
@@ -84,6 +86,7 @@ class TrainingArguments:
     save_steps: int = 1000
     save_total_limit: int = 2
     resume_from_checkpoint: str | None = None  # a checkpoint folder, or "latest"
+    train_languages: list[str] | None = None  # train only these languages: what they do not own stays frozen
     overwrite_output_dir: bool = False  # replace a non-empty output_dir that holds a finished or unrelated run
     max_bad_steps: int = 10  # stop when this many optimizer steps in a row have a non-finite loss
     bleu_tokenize: str | None = None  # one sacrebleu tokenizer for all (13a, char, flores200...); None: per language
@@ -172,8 +175,8 @@ class Recipe:
         if source in langs:
             raise ValueError(f"recipe key 'source_lang' ({source!r}) is also in target_langs {langs}; remove it "
                              "from the targets.")
-        named = {"loss_weights": list(self.model.loss_weights), **{
-            f"language_groups[{group!r}]": members for group, members in self.model.language_groups.items()}}
+        named = {"loss_weights": list(self.model.loss_weights), "train_languages": self.training.train_languages or [],
+                 **{f"language_groups[{group!r}]": members for group, members in self.model.language_groups.items()}}
         for key, codes in named.items():
             unknown = [code for code in codes if code not in langs]
             if unknown:
@@ -254,9 +257,10 @@ def read_recipe_file(path, chain: tuple = ()) -> dict:
     return {**read_recipe_file(path.parent / base, (*chain, path)), **values}
 
 
-def load_recipe(path: str | None = None, overrides: list[str] | None = None) -> Recipe:
-    """Merge a YAML recipe and `--key value` / `--key=value` overrides (CLI wins) into the three dataclasses."""
-    values = read_recipe_file(path) if path is not None else {}
+def load_recipe(path: str | None = None, overrides: list[str] | None = None, base: dict | None = None) -> Recipe:
+    """Merge a YAML recipe (or the flat `base` values) and `--key value` / `--key=value` overrides (CLI wins) into
+    the three dataclasses."""
+    values = read_recipe_file(path) if path is not None else dict(base or {})
     args = list(overrides or [])
     while args:
         flag = args.pop(0)

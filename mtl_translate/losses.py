@@ -50,6 +50,21 @@ class LossWeighting(nn.Module):
         """Initial values of parameters and buffers not loaded from a checkpoint (`transformers.initialization`
         skips loaded ones); for the model's `_init_weights`, as transformers builds models on the meta device."""
 
+    @torch.no_grad()
+    def carry_over(self, old: "LossWeighting") -> None:
+        """Takes the state of `old`, a module of the same method built for other languages (a language added or
+        removed): per-language entries (the last dimension, in `languages` order) follow their language, the new
+        language keeps its initial values, scalars are copied."""
+        shared = [lang for lang in self.languages if lang in old.index]
+        mine, theirs = [self.index[lang] for lang in shared], [old.index[lang] for lang in shared]
+        state = self.state_dict()
+        for name, value in old.state_dict().items():
+            if value.dim() == 0:
+                state[name].copy_(value)
+            else:
+                state[name][..., mine] = value[..., theirs]
+        self.load_state_dict(state)
+
 
 class StaticLossWeighting(LossWeighting):
     """L = sum_l w_l L_l with fixed weights from `config.loss_weights` (missing language: 1). Kept as Python floats:

@@ -29,6 +29,7 @@ from .data.loading import language_coverage, load_multitarget_dataset, sample_ro
 from .encoders import resolve_encoder
 from .evaluation import bleu_metric, evaluate_translator, format_results
 from .hub import push_to_hub, save_model_card
+from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
@@ -37,8 +38,13 @@ from .translate import Translator
 logger = logging.getLogger(__name__)
 
 
+def trained_languages(recipe: Recipe) -> list[str]:
+    """The languages this run trains (`train_languages`, default all): their data is loaded and scored."""
+    return list(recipe.training.train_languages or recipe.data.target_langs)
+
+
 def load_data(recipe: Recipe, accelerator: Accelerator):
-    data = recipe.data
+    data, langs = recipe.data, trained_languages(recipe)
     with accelerator.main_process_first():
         if data.build_gettext and not corpus_is_complete(data.dataset_name):
             stats = build_gettext_corpus(
@@ -48,7 +54,7 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
             accelerator.print(f"built gettext corpus in {data.dataset_name}: {stats['rows']}")
     wanted = [s for s in (data.train_split, data.validation_split, data.test_split) if s]
     splits = {
-        name: load_multitarget_dataset(data.dataset_name, data.source_lang, data.target_langs, split=name,
+        name: load_multitarget_dataset(data.dataset_name, data.source_lang, langs, split=name,
                                        dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
         for name in wanted
     }
@@ -57,7 +63,7 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
         train = train.select(range(min(data.max_train_samples, len(train))))
     evals = {name: sample_rows(splits[name], data.max_test_samples if name == data.test_split
                                else data.max_eval_samples, recipe.training.seed) for name in wanted[1:]}
-    accelerator.print(f"train rows: {len(train)}, target coverage: {language_coverage(train, data.target_langs)}")
+    accelerator.print(f"train rows: {len(train)}, target coverage: {language_coverage(train, langs)}")
     return train, evals
 
 
@@ -70,32 +76,61 @@ def tokenizer_fingerprint(texts: dict[str, list[str]], vocab_size: int) -> str:
     return digest.hexdigest()
 
 
-def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accelerator) -> MTLTokenizer:
-    """Train one SentencePiece model per language on its training targets; a resumed run reuses them, after
-    checking they were trained from the same data (a fresh run starts in an empty output_dir)."""
+def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accelerator,
+                    init: Translator | None = None) -> MTLTokenizer:
+    """One SentencePiece model per language, trained on its training targets; languages of the `init_model` keep
+    theirs. A resumed run reuses the ones it trained, after checking they came from the same data (a fresh run
+    starts in an empty output_dir)."""
     out, langs = recipe.training.output_dir, recipe.data.target_langs
+    source = init.tokenizer.source if init else AutoTokenizer.from_pretrained(encoder_path)
+    targets = {lang: init.tokenizer.targets[lang] for lang in langs if init and lang in init.tokenizer.targets}
+    new = [lang for lang in langs if lang not in targets]
     rows = train.select_columns(["translation"])[:]["translation"]
-    texts = {lang: [row[lang] for row in rows if row[lang]] for lang in langs}
+    texts = {lang: [row[lang] for row in rows if row[lang]] for lang in new}
     fingerprint = tokenizer_fingerprint(texts, recipe.model.target_vocab_size)
     stamp = Path(out, "tokenizers", "fingerprint.json")
+    folder = {lang: os.path.join(out, "tokenizers", lang) for lang in new}
     with accelerator.main_process_first():
         if stamp.is_file():
-            saved = json.loads(stamp.read_text())["fingerprint"]
-            if saved != fingerprint:
+            if json.loads(stamp.read_text())["fingerprint"] != fingerprint:
                 raise ValueError(f"{stamp.parent}: these tokenizers were trained on other data or languages than this "
                                  "run's (fingerprint differs); resume with the data the run started with, or start a "
                                  "fresh run with --overwrite_output_dir true.")
-            files = {lang: os.path.join(out, "tokenizers", lang, "tokenizer.model") for lang in langs}
-            targets = {lang: TargetTokenizer(vocab_file=path) for lang, path in files.items()}
-            return MTLTokenizer(AutoTokenizer.from_pretrained(encoder_path), targets)
-        tokenizer = MTLTokenizer.train(encoder_path, texts, recipe.model.target_vocab_size, out)
-        if accelerator.is_main_process:
-            stamp.write_text(json.dumps({"fingerprint": fingerprint}))
-        return tokenizer
+            targets.update({lang: TargetTokenizer(vocab_file=os.path.join(folder[lang], "tokenizer.model"))
+                            for lang in new})
+        else:
+            targets.update({lang: TargetTokenizer.train(texts[lang], recipe.model.target_vocab_size, folder[lang], lang)
+                            for lang in new})
+            if accelerator.is_main_process:
+                stamp.parent.mkdir(parents=True, exist_ok=True)
+                stamp.write_text(json.dumps({"fingerprint": fingerprint}))
+    return MTLTokenizer(source, {lang: targets[lang] for lang in langs})
 
 
-def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, encoder_name: str) -> MTLTranslationModel:
+def load_init_model(recipe: Recipe) -> Translator | None:
+    """`init_model`: the trained model a run continues from. Its languages must all stay in `target_langs`, and a
+    language it lacks (added now) must be trained."""
+    init = recipe.model.init_model
+    if init is None:
+        return None
+    translator = Translator.from_pretrained(init, device="cpu")
+    have, want = translator.model.config.languages, recipe.data.target_langs
+    dropped = [lang for lang in have if lang not in want]
+    if dropped:
+        raise ValueError(f"init_model {init} has {dropped}, missing from target_langs {want}; keep every language "
+                         "(remove one with `mtl-translate remove-language`).")
+    untrained = [lang for lang in want if lang not in have and lang not in trained_languages(recipe)]
+    if untrained:
+        raise ValueError(f"target_langs {untrained} are new to init_model {init} but not in train_languages "
+                         f"{recipe.training.train_languages}: a new language must be trained.")
+    return translator
+
+
+def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, encoder_name: str,
+                init: Translator | None = None) -> MTLTranslationModel:
     m = recipe.model
+    if init is not None:
+        return continue_model(recipe, init.model, tokenizer)
     try:
         model = MTLTranslationModel.from_encoder(
             encoder_path, source_lang=recipe.data.source_lang, languages=list(recipe.data.target_langs),
@@ -113,12 +148,29 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
                          "config.json and weights, or a Hub model id (needs the network or the HF cache).") from None
     model.config.encoder_name_or_path = encoder_name
     model.config.encoder._name_or_path = encoder_name  # not the local copy a package ships (no local paths saved)
+    return prepare_model(recipe, model)
+
+
+def continue_model(recipe: Recipe, model: MTLTranslationModel, tokenizer: MTLTokenizer) -> MTLTranslationModel:
+    """The `init_model` with the languages it lacks added (partial sharing: in their `language_groups` group)."""
+    group_of = {lang: group for group, members in recipe.model.language_groups.items() for lang in members}
+    for lang in recipe.data.target_langs:
+        if lang not in model.config.languages:
+            add_language(model, lang, len(tokenizer[lang]), group_of.get(lang))
+    return prepare_model(recipe, model)
+
+
+def prepare_model(recipe: Recipe, model: MTLTranslationModel) -> MTLTranslationModel:
+    """Generation defaults and limits of this recipe; what trains (encoder layers, `train_languages`)."""
+    m, t = recipe.model, recipe.training
     model.config.max_source_length = m.max_source_length  # inference truncates (with a warning) where training did
-    model.generation_config.max_new_tokens = recipe.training.eval_max_new_tokens
-    model.generation_config.num_beams = recipe.training.num_beams
-    model.generation_config.no_repeat_ngram_size = recipe.training.no_repeat_ngram_size
+    model.generation_config.max_new_tokens = t.eval_max_new_tokens
+    model.generation_config.num_beams = t.num_beams
+    model.generation_config.no_repeat_ngram_size = t.no_repeat_ngram_size
     model.freeze_encoder(m.trainable_encoder_layers)
-    if recipe.training.gradient_checkpointing:
+    if t.train_languages:
+        train_only(model, t.train_languages)
+    if t.gradient_checkpointing:
         model.activation_checkpointing_enable()
     return model
 
@@ -206,8 +258,9 @@ class Trainer:
         acc, t = self.accelerator, self.recipe.training
         translator = self.translator()  # puts the model in eval mode until the end of this method
         results = evaluate_translator(translator, self.evals[self.recipe.data.validation_split],
-                                      self.recipe.data.source_lang, batch_size=t.per_device_eval_batch_size,
-                                      accelerator=acc, bleu_tokenize=t.bleu_tokenize)
+                                      self.recipe.data.source_lang, trained_languages(self.recipe),
+                                      batch_size=t.per_device_eval_batch_size, accelerator=acc,
+                                      bleu_tokenize=t.bleu_tokenize)
         step = self.state["step"]
         self.state["history"].append({"step": step, "validation": results})
         acc.log({"eval/mean_bleu": results["mean_bleu"], **{f"eval/bleu_{k}": v for k, v in results["bleu"].items()}},
@@ -330,6 +383,22 @@ class Trainer:
         return False
 
 
+def carry_over_scores(results: dict, init_model: str | None) -> dict:
+    """Languages this run did not train are bit-identical to the `init_model`'s: their scores are carried over from
+    its eval_results.json (listed under `carried_over`, with the data they were measured on)."""
+    path = Path(init_model or "", "eval_results.json")
+    if init_model is None or not path.is_file():
+        return results
+    old = json.loads(path.read_text())
+    kept = [lang for lang in old.get("bleu", {}) if lang not in results["bleu"]]
+    for key in ("bleu", "chrf", "n", "signatures"):
+        results[key] = {**results.get(key, {}), **{lang: old[key][lang] for lang in kept if lang in old.get(key, {})}}
+    results["mean_bleu"] = round(sum(results["bleu"].values()) / len(results["bleu"]), 2)
+    results["mean_chrf"] = round(sum(results["chrf"].values()) / len(results["chrf"]), 2)
+    results["carried_over"] = {"languages": kept, "from": init_model, "dataset": old.get("dataset")}
+    return results
+
+
 def start_accelerator(recipe: Recipe) -> Accelerator:
     """One process group for every launcher (launch.py), then an output_dir that holds only this run."""
     t = recipe.training
@@ -364,12 +433,13 @@ def run(recipe: Recipe) -> dict:
     set_seed(t.seed)
     encoder_path = resolve_encoder(recipe.model.encoder_name_or_path)
     # 1. data and tokenizers
+    init = load_init_model(recipe)
     train, evals = load_data(recipe, accelerator)
-    tokenizer = build_tokenizer(recipe, train, encoder_path, accelerator)
-    collator = MultiTargetCollator(tokenizer, data.source_lang, data.target_langs,
+    tokenizer = build_tokenizer(recipe, train, encoder_path, accelerator, init)
+    collator = MultiTargetCollator(tokenizer, data.source_lang, trained_languages(recipe),
                                    recipe.model.max_source_length, recipe.model.max_target_length)
     # 2. model, optimizer, loader
-    model = build_model(recipe, tokenizer, encoder_path, recipe.model.encoder_name_or_path)
+    model = build_model(recipe, tokenizer, encoder_path, recipe.model.encoder_name_or_path, init)
     optimizer, scheduler = build_optimizer(recipe, model, t.max_steps, accelerator.num_processes)
     loader = build_loader(recipe, train, collator, accelerator)
     model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
@@ -391,10 +461,11 @@ def run(recipe: Recipe) -> dict:
         Path(t.output_dir, "trainer_state.json").write_text(json.dumps(trainer.state, indent=2))
     if data.test_split:
         best = Translator.from_pretrained(t.output_dir, device=str(accelerator.device))
-        results = {**evaluate_translator(best, evals[data.test_split], data.source_lang,
+        results = {**evaluate_translator(best, evals[data.test_split], data.source_lang, trained_languages(recipe),
                                          batch_size=t.per_device_eval_batch_size, accelerator=accelerator,
                                          bleu_tokenize=t.bleu_tokenize),
                    "split": data.test_split, "dataset": data.dataset_name, **results}
+        results = carry_over_scores(results, recipe.model.init_model)
         accelerator.print(f"\ntest ({data.test_split}) of the best model (step {results['best_step']})\n"
                           f"{format_results(results)}")
     if accelerator.is_main_process:

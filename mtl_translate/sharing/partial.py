@@ -9,6 +9,7 @@ from torch import nn
 from ..encoders import freeze_encoder_layers, layer_stack
 from . import language_group_map
 from .base import SharingMode
+from .soft import mean_copy
 
 
 class _Captured(Exception):
@@ -102,3 +103,10 @@ class PartialSharing(SharingMode):
     def owned_prefixes(self, lang):
         alone = [other for other, group in self.group.items() if group == self.group[lang]] == [lang]
         return [f"encoder_groups.{self.group[lang]}."] if alone else []
+
+    def add_language(self, model, lang):
+        """A language joining an existing group reads its (frozen) blocks; a new group starts from the mean of the
+        existing groups' blocks."""
+        group = self.group[lang]
+        if group not in model.encoder_groups:
+            model.encoder_groups[group] = mean_copy(list(model.encoder_groups.values()))

@@ -12,10 +12,11 @@ from .base import SharingMode
 
 def soft_sharing_penalty(encoders: nn.ModuleDict) -> torch.Tensor:
     """Σ over trainable parameters and copies of ||θ_copy − mean_copies(θ)||²: its gradient 2(θ_copy − mean) pulls
-    each copy toward the others (frozen parameters stay equal, so they are skipped)."""
+    each copy toward the others (parameters frozen in every copy stay equal, so they are skipped; a copy trained
+    alone, e.g. a language added later, is pulled toward the frozen others)."""
     terms = []
     for copies in zip(*(enc.parameters() for enc in encoders.values())):
-        if copies[0].requires_grad:
+        if any(c.requires_grad for c in copies):
             stacked = torch.stack(copies)  # (N, *param.shape)
             terms.append((stacked - stacked.mean(0)).pow(2).sum())
     return torch.stack(terms).sum() if terms else torch.zeros(())
@@ -51,3 +52,16 @@ class SoftSharing(SharingMode):
 
     def owned_prefixes(self, lang):
         return [f"encoders.{lang}."]
+
+    def add_language(self, model, lang):
+        """The new copy starts from the mean of the existing ones (what the penalty pulls it toward)."""
+        model.encoders[lang] = mean_copy(list(model.encoders.values()))
+
+
+@torch.no_grad()
+def mean_copy(modules: list[nn.Module]) -> nn.Module:
+    """A copy of `modules[0]` whose every parameter is the mean of that parameter over `modules`."""
+    new = copy.deepcopy(modules[0])
+    for name, param in new.named_parameters():
+        param.copy_(torch.stack([m.get_parameter(name) for m in modules]).mean(0))
+    return new

@@ -1,0 +1,115 @@
+"""Languages after training, for every sharing mode: add a language (trained), remove one, retrain one; every other
+language keeps its weights bit for bit and its generated ids."""
+
+import json
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+
+from mtl_translate import MTLConfig, Translator
+from mtl_translate.configs import load_recipe
+from mtl_translate.languages import add_language, remove_language
+from mtl_translate.lifelong import add_language_to_folder, remove_language_from_folder
+from mtl_translate.sharing import build_sharing
+from mtl_translate.train import run
+
+from .conftest import tiny_config, tiny_recipe
+
+TEXTS = ["Open file", "Permission denied", "Delete selected items", "Search the web"]
+MODES = {  # mode -> (extra base recipe keys, extra add-language keys)
+    "hard": ({}, []),
+    "soft": ({}, []),
+    "partial-own-group": ({"sharing": "partial", "shared_layers": 1}, []),
+    "partial-join-group": ({"sharing": "partial", "shared_layers": 1, "language_groups": {"romance": ["fr"]}},
+                           ["--language_groups", "{romance: [fr, es]}"]),
+}
+
+
+def ids(folder, langs) -> dict:
+    translator = Translator.from_pretrained(str(folder), device="cpu")
+    enc = translator.tokenizer.source(TEXTS, padding=True, return_tensors="pt", return_token_type_ids=False)
+    return {lang: x.tolist() for lang, x in translator.model.generate(**enc, langs=langs, max_new_tokens=6).items()}
+
+
+def assert_kept(old_folder, new_folder, langs) -> None:
+    """Every weight of `old_folder` that is not another language's head is bitwise equal in `new_folder`."""
+    old, new = load_file(old_folder / "model.safetensors"), load_file(new_folder / "model.safetensors")
+    config = MTLConfig.from_pretrained(str(old_folder))
+    mode = build_sharing(config)
+    others = [prefix for lang in config.languages if lang not in langs
+              for prefix in [f"decoders.{lang}.", *mode.owned_prefixes(lang)]]  # what the other languages own
+    checked = [k for k in old if not k.startswith((*others, "loss_weighting.")) and k in new]
+    assert checked and all(torch.equal(old[k], new[k]) for k in checked)
+    assert ids(old_folder, langs) == ids(new_folder, langs)
+
+
+@pytest.fixture(scope="module", params=list(MODES))
+def base(request, corpus_dir, tiny_encoder_dir, tmp_path_factory):
+    keys, add_keys = MODES[request.param]
+    tmp = tmp_path_factory.mktemp(request.param)
+    keys = {"sharing": request.param, **keys}
+    run(load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, tmp / "base", target_langs=["de", "fr"],
+                                     trainable_encoder_layers=1, max_steps=4, eval_steps=4, save_steps=4, **keys)))
+    return tmp, add_keys
+
+
+@pytest.mark.slow
+def test_add_then_remove_then_retrain_one_keep_every_other_language(base, corpus_dir):
+    tmp, add_keys = base
+    added = tmp / "added"
+    results = add_language_to_folder(str(tmp / "base"), "es", str(corpus_dir), str(added),
+                                     ["--max_steps", "3", "--eval_steps", "3", "--save_steps", "3", *add_keys])
+    config = json.loads((added / "config.json").read_text())
+    assert config["languages"] == ["de", "fr", "es"] and (added / "tokenizers/es/tokenizer.model").is_file()
+    assert results["carried_over"]["languages"] == ["de", "fr"] and set(results["bleu"]) == {"de", "fr", "es"}
+    assert_kept(tmp / "base", added, ["de", "fr"])
+    new_weights = load_file(added / "model.safetensors")
+    assert any(k.startswith("decoders.es.") for k in new_weights)
+
+    removed = remove_language_from_folder(str(added), "fr", str(tmp / "removed"))
+    weights = load_file(removed / "model.safetensors")
+    assert not any(k.startswith("decoders.fr.") for k in weights) and len(weights) < len(new_weights)
+    assert (removed / "model.safetensors").stat().st_size < (added / "model.safetensors").stat().st_size
+    assert json.loads((removed / "config.json").read_text())["languages"] == ["de", "es"]
+    assert yaml.safe_load((removed / "recipe.yaml").read_text())["target_langs"] == ["de", "es"]
+    assert_kept(added, removed, ["de", "es"])
+
+    recipe = yaml.safe_load((added / "recipe.yaml").read_text())
+    recipe.update(init_model=str(added), train_languages=["de"], output_dir=str(tmp / "retrained"), max_steps=2,
+                  eval_steps=2, save_steps=2, overwrite_output_dir=False, resume_from_checkpoint=None)
+    run(load_recipe(base=recipe))
+    assert_kept(added, tmp / "retrained", ["fr", "es"])
+    before, after = load_file(added / "model.safetensors"), load_file(tmp / "retrained/model.safetensors")
+    assert any(not torch.equal(before[k], after[k]) for k in before if k.startswith("decoders.de."))
+
+
+def test_adding_and_removing_in_memory_keeps_the_other_parameters(tokenizer):
+    torch.manual_seed(0)
+    from mtl_translate import MTLTranslationModel
+
+    model = MTLTranslationModel(tiny_config(tokenizer, sharing="soft", languages=["de", "fr"],
+                                            loss_weighting="uncertainty"))
+    with torch.no_grad():
+        model.loss_weighting.log_vars.copy_(torch.tensor([0.5, -0.5]))
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    add_language(model, "es", len(tokenizer["es"]))
+    after = model.state_dict()
+    assert all(torch.equal(before[k], after[k]) for k in before if not k.startswith("loss_weighting."))
+    assert model.loss_weighting.log_vars.tolist() == [0.5, -0.5, 0.0]  # carried over, the new one at its init
+    mean = (before["encoders.de.embeddings.word_embeddings.weight"] + before["encoders.fr.embeddings.word_embeddings."
+                                                                            "weight"]) / 2
+    assert torch.allclose(after["encoders.es.embeddings.word_embeddings.weight"], mean)  # the mean of the copies
+    remove_language(model, "de")
+    assert list(model.encoders) == ["fr", "es"] and list(model.decoders) == ["fr", "es"]
+    assert model.config.languages == ["fr", "es"] and model.loss_weighting.log_vars.tolist() == [-0.5, 0.0]
+
+
+def test_bad_language_changes_are_clear_errors(tiny_model, tokenizer, tmp_path):
+    with pytest.raises(ValueError, match=r"'de' is already a language of this model"):
+        add_language(tiny_model, "de", 10)
+    with pytest.raises(ValueError, match=r"'it' is not a language of this model"):
+        remove_language(tiny_model, "it")
+    with pytest.raises(ValueError, match="has no recipe.yaml"):
+        add_language_to_folder(str(tmp_path), "it", "data", str(tmp_path / "out"))
