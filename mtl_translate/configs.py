@@ -148,6 +148,8 @@ class Recipe:
         for key in FRACTIONS:
             if not 0 <= values[key] < 1:
                 raise ValueError(f"recipe key {key!r} must be in [0, 1), got {values[key]!r}.")
+        if not 0 <= values["cross_stitch_init"] <= 1:
+            raise ValueError(f"recipe key 'cross_stitch_init' must be in [0, 1], got {values['cross_stitch_init']!r}.")
         self._validate_languages()
         t = self.training
         if t.push_to_hub and not t.hub_model_id:

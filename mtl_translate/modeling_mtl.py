@@ -59,8 +59,9 @@ class MTLPreTrainedModel(PreTrainedModel):
 
 class MTLTranslationModel(MTLPreTrainedModel):
     """The encoder part is built and run by the sharing mode (`config.sharing`, see sharing/): `encoder` (hard),
-    `encoders` {lang: copy} (soft), or `encoder` (shared bottom blocks) + `encoder_groups` {group: top blocks}
-    (partial). This class names no mode: it asks `self.sharing_mode`."""
+    `encoders` {lang: copy} (soft; + `cross_stitch` {lang: α row} for cross_stitch), `encoder` (shared bottom
+    blocks) + `encoder_groups` {group: top blocks} (partial), or `encoder` + `adapters` {lang: one adapter per
+    block} (adapters). This class names no mode: it asks `self.sharing_mode`."""
 
     def __init__(self, config: MTLConfig):
         super().__init__(config)

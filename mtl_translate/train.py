@@ -13,6 +13,7 @@ from pathlib import Path
 
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -176,8 +177,8 @@ def prepare_model(recipe: Recipe, model: MTLTranslationModel) -> MTLTranslationM
 
 
 def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int, num_processes: int = 1):
-    """AdamW; no weight decay on biases and norms; every encoder parameter (soft-sharing copies and partial-sharing
-    group blocks included) may get its own learning rate.
+    """AdamW; no weight decay on biases and norms; every pretrained encoder parameter (soft-sharing copies and
+    partial-sharing group blocks included) may get its own learning rate.
 
     The scheduler is sized as in Accelerate's examples: once prepared, it steps once per process at each optimizer
     step, so warmup and decay lengths are multiplied by the number of processes."""
@@ -186,7 +187,8 @@ def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int, 
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
-        in_encoder = not name.startswith(("decoders.", "loss_weighting."))
+        in_encoder = name.startswith(("encoder.", "encoders.", "encoder_groups."))  # pretrained weights; new modules
+        # (heads, adapters, cross-stitch α, loss weights) train at learning_rate
         lr = t.encoder_learning_rate or t.learning_rate if in_encoder else t.learning_rate
         decay = 0.0 if param.ndim < 2 else t.weight_decay
         groups.setdefault((lr, decay), []).append(param)
@@ -421,7 +423,17 @@ def start_accelerator(recipe: Recipe) -> Accelerator:
 
 
 def run(recipe: Recipe) -> dict:
-    """Train, keep the best model by mean validation BLEU in `output_dir`, score it on the test split."""
+    """Train, keep the best model by mean validation BLEU in `output_dir`, score it on the test split.
+
+    Accelerate's state (mixed precision, accumulation) is process-wide: it is reset at the end, so that another run
+    in the same process (`compare`'s variants, a notebook) may use other settings."""
+    try:
+        return train_and_test(recipe)
+    finally:
+        AcceleratorState._reset_state()
+
+
+def train_and_test(recipe: Recipe) -> dict:
     t, data = recipe.training, recipe.data
     accelerator = start_accelerator(recipe)
     checkpoint = None

@@ -7,6 +7,7 @@ import yaml
 
 from mtl_translate import MTLConfig
 from mtl_translate.configs import load_recipe
+from mtl_translate.sharing import MODES
 
 RECIPES = sorted(p for p in Path(__file__).parents[1].joinpath("recipes").rglob("*.yaml")
                  if "accelerate_configs" not in p.parts)
@@ -77,7 +78,7 @@ def test_every_recipe_gives_a_valid_model_config(path):
     config = MTLConfig(languages=data.target_langs, target_vocab_sizes={lang: 8 for lang in data.target_langs},
                        sharing=m.sharing, shared_layers=m.shared_layers, language_groups=m.language_groups or None,
                        loss_weighting=m.loss_weighting, loss_weights=m.loss_weights)
-    assert config.sharing in ("hard", "soft", "partial")
+    assert config.sharing in MODES
 
 
 def test_quickstart_has_a_recipe_per_method():
@@ -85,4 +86,4 @@ def test_quickstart_has_a_recipe_per_method():
     sharing = {load_recipe(str(p)).model.sharing for p in RECIPES if p.parent.name == "quickstart"}
     temperatures = {load_recipe(str(p)).data.language_temperature for p in RECIPES if p.parent.name == "quickstart"}
     assert methods == {"static", "uncertainty", "dwa", "gradnorm", "pcgrad"}
-    assert sharing == {"hard", "soft", "partial"} and len(temperatures) > 1
+    assert sharing == set(MODES) and len(temperatures) > 1

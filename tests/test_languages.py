@@ -113,3 +113,23 @@ def test_bad_language_changes_are_clear_errors(tiny_model, tokenizer, tmp_path):
         remove_language(tiny_model, "it")
     with pytest.raises(ValueError, match="has no recipe.yaml"):
         add_language_to_folder(str(tmp_path), "it", "data", str(tmp_path / "out"))
+
+
+@pytest.mark.slow
+def test_cross_stitch_adding_and_removing_the_newest_language_keeps_the_others(corpus_dir, tiny_encoder_dir,
+                                                                              tmp_path):
+    """Older languages do not read an added copy (their α weight on it is 0, frozen while it trains), so adding a
+    language keeps their ids, and removing it again gives the model back bit for bit. An older language retrained or
+    removed changes the languages that read its copy, so MODES above does not list cross_stitch."""
+    base, added = tmp_path / "base", tmp_path / "added"
+    run(load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, base, target_langs=["de", "fr"],
+                                     sharing="cross_stitch", trainable_encoder_layers=1, max_steps=4, eval_steps=4,
+                                     save_steps=4)))
+    add_language_to_folder(str(base), "es", str(corpus_dir), str(added),
+                           ["--max_steps", "3", "--eval_steps", "3", "--save_steps", "3"])
+    old, new = load_file(base / "model.safetensors"), load_file(added / "model.safetensors")
+    assert all(torch.equal(value, new[k][..., :value.shape[-1]]) for k, value in old.items())  # α rows: + a 0 column
+    assert ids(base, ["de", "fr"]) == ids(added, ["de", "fr"])
+    removed = remove_language_from_folder(str(added), "es", str(tmp_path / "removed"))
+    back = load_file(removed / "model.safetensors")
+    assert back.keys() == old.keys() and all(torch.equal(value, back[k]) for k, value in old.items())

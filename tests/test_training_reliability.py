@@ -154,17 +154,18 @@ def test_nan_losses_in_a_row_stop_training_with_the_last_checkpoint_intact(monke
     assert all(torch.equal(good[k], last[k]) for k in good) and all(torch.isfinite(w).all() for w in last.values())
 
 
-@pytest.mark.parametrize("sharing, extra", [("hard", {}), ("soft", {}), ("partial", {"shared_layers": 0})])
+@pytest.mark.parametrize("sharing, extra", [("hard", {}), ("soft", {}), ("partial", {"shared_layers": 0}),
+                                            ("cross_stitch", {}), ("adapters", {})])
 def test_encoder_learning_rate_reaches_every_encoder_parameter(tokenizer, sharing, extra):
     model = MTLTranslationModel(tiny_config(tokenizer, sharing=sharing, loss_weighting="uncertainty", **extra))
     recipe = load_recipe(None, ["--learning_rate", "1e-3", "--encoder_learning_rate", "1e-5"])
     optimizer, _ = build_optimizer(recipe, model, num_steps=10)
     lr_of = {id(p): group["initial_lr"] for group in optimizer.param_groups for p in group["params"]}
     for name, param in model.named_parameters():
-        head = name.startswith(("decoders.", "loss_weighting."))
-        assert lr_of[id(param)] == (1e-3 if head else 1e-5), name
+        pretrained = name.startswith(("encoder.", "encoders.", "encoder_groups."))
+        assert lr_of[id(param)] == (1e-5 if pretrained else 1e-3), name
     assert any(name.startswith(("encoders.", "encoder_groups.")) for name, _ in model.named_parameters()) \
-        or sharing == "hard"
+        or sharing in ("hard", "adapters")  # the modes whose encoder is one module
 
 
 def test_tokenizers_are_reused_only_for_the_data_they_were_trained_on(corpus_dir, tiny_encoder_dir, tmp_path):

@@ -4,6 +4,10 @@
     soft     one encoder copy per language, pulled together by an L2 penalty (Duong et al. 2015) (soft.py)
     partial  bottom `shared_layers` blocks shared, the blocks above per language group            (partial.py)
              (hierarchical sharing in the style of Søgaard & Goldberg 2016)
+    cross_stitch  one encoder copy per language; after every block a learned α mixes the copies
+             (Misra et al. 2016)                                                              (cross_stitch.py)
+    adapters  one shared encoder plus a small bottleneck adapter per language after each block
+             (Bapna & Firat 2019; Philip et al. 2020)                                         (adapters.py)
 
 Every mode implements `SharingMode` (base.py); the model only talks to that interface. This file is the registry
 and holds the checks a config needs, without importing torch (configs load without building any module).
@@ -25,7 +29,9 @@ MODES = {
     "hard": ModeInfo("hard.HardSharing", one_output=True),
     "soft": ModeInfo("soft.SoftSharing", one_output=False),
     "partial": ModeInfo("partial.PartialSharing", one_output=False, needs=("shared_layers",)),
-}  # cross_stitch (cross_stitch.py) and adapters (adapters.py) are being added: see issue 13
+    "adapters": ModeInfo("adapters.AdapterSharing", one_output=False),
+    "cross_stitch": ModeInfo("cross_stitch.CrossStitchSharing", one_output=False),
+}
 
 
 def check_sharing_config(config) -> None:

@@ -9,22 +9,13 @@ from torch import nn
 from ..encoders import freeze_encoder_layers, layer_stack
 from . import language_group_map
 from .base import SharingMode
+from .layers import block_inputs, check_output_is_last_block, run_block
 from .soft import mean_copy
 
 
-class _Captured(Exception):
-    def __init__(self, args, kwargs):
-        super().__init__("encoder stopped at its unshared layers")
-        self.layer_args, self.layer_kwargs = args, kwargs
-
-
 class LayerInputs(nn.Module):
-    """Takes the place of the unshared blocks in the shared encoder's layer stack: it records how the encoder calls
-    its blocks (hidden states, attention mask in the encoder's own format, ...) and stops the encoder there, so the
-    group blocks are called exactly as the encoder would have called them."""
-
-    def forward(self, *args, **kwargs):
-        raise _Captured(args, kwargs)
+    """Takes the place of the unshared blocks in the shared encoder's layer stack: `block_inputs` stops the encoder
+    there, so the group blocks are called exactly as the encoder would have called them."""
 
 
 def split_encoder(encoder: nn.Module, shared_layers: int, group_names: list[str]) -> nn.ModuleDict:
@@ -33,9 +24,7 @@ def split_encoder(encoder: nn.Module, shared_layers: int, group_names: list[str]
     if not 0 <= shared_layers < len(stack):
         raise ValueError(f"shared_layers={shared_layers}: the encoder has {len(stack)} blocks; partial sharing needs "
                          f"0 <= shared_layers < {len(stack)} (shared_layers={len(stack)} is sharing: hard).")
-    if getattr(encoder, "final_layer_norm", None) is not None:
-        raise ValueError(f"sharing: partial needs an encoder whose output is its last block's output (BERT, RoBERTa, "
-                         f"XLM-R, ELECTRA, ...); {type(encoder).__name__} normalises after its stack.")
+    check_output_is_last_block(encoder, "partial")
     top = nn.ModuleList(stack[shared_layers:])
     groups = nn.ModuleDict({name: copy.deepcopy(top) for name in group_names})
     del stack[shared_layers:]
@@ -45,18 +34,12 @@ def split_encoder(encoder: nn.Module, shared_layers: int, group_names: list[str]
 
 def run_split_encoder(encoder: nn.Module, groups: dict[str, nn.ModuleList], input_ids, attention_mask):
     """Shared blocks once, then each group's blocks on their output: {group: (B, S, E)}."""
-    try:
-        encoder(input_ids=input_ids, attention_mask=attention_mask)
-        raise RuntimeError(f"{type(encoder).__name__} never reached its layer stack")
-    except _Captured as call:
-        args, kwargs = list(call.layer_args), dict(call.layer_kwargs)
-    shared = kwargs.pop("hidden_states") if "hidden_states" in kwargs else args.pop(0)  # (B, S, E)
+    shared, args, kwargs = block_inputs(encoder, layer_stack(encoder)[-1], input_ids, attention_mask)  # (B, S, E)
     out = {}
     for name, blocks in groups.items():
         hidden = shared
         for block in blocks:
-            hidden = block(hidden, *args, **kwargs)
-            hidden = hidden[0] if isinstance(hidden, tuple) else hidden
+            hidden = run_block(block, hidden, args, kwargs)
         out[name] = hidden
     return out
 

@@ -1,0 +1,107 @@
+"""`sharing: cross_stitch`: cross-stitch networks (Misra et al. 2016): one encoder copy per language, and after every
+block a learned unit that mixes the copies' hidden states, h'_l = Σ_m α[b, l, m] h_m, so that the languages learn how
+much to share at each depth (α = identity: independent encoders).
+
+Cost: every copy runs on every row of the batch, block by block (a language's states depend on all copies): the
+compute of N encoder forwards, as soft sharing, plus N² · B · S · E multiply-adds per block."""
+
+import torch
+from torch import nn
+
+from ..encoders import layer_stack
+from .layers import block_inputs, check_output_is_last_block, run_block
+from .soft import SoftSharing
+
+
+def initial_alpha(init: float, n: int, blocks: int) -> torch.Tensor:
+    """(blocks, n, n): `init` on the diagonal, (1 - init) / (n - 1) elsewhere: rows sum to 1, so copies that start
+    equal (one pretrained checkpoint) stay equal to it; one language: 1."""
+    eye = torch.eye(n)
+    alpha = eye * init + (1 - eye) * (1 - init) / (n - 1) if n > 1 else eye
+    return alpha.expand(blocks, n, n).clone()
+
+
+def cross_stitch(alpha: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+    """alpha (N, N), hidden (N, B, S, E) -> (N, B, S, E), h'_l = Σ_m α[l, m] h_m.
+
+    Summed term by term in copy order, elementwise: a copy weighted 0 adds exactly 0, so a language's mix is bit for
+    bit the same with or without a copy it does not read (a matmul over m may reorder its sum when N changes)."""
+    alpha = alpha.to(hidden.dtype)
+    return sum(alpha[:, m, None, None, None] * hidden[m] for m in range(len(hidden)))
+
+
+def alpha_row(value: torch.Tensor, requires_grad: bool = True) -> nn.ParameterDict:
+    """One language's row of α, (blocks, N), in storage of its own (saved as `cross_stitch.<lang>.alpha`)."""
+    value = value.clone(memory_format=torch.contiguous_format)
+    return nn.ParameterDict({"alpha": nn.Parameter(value, requires_grad=requires_grad)})
+
+
+class CrossStitchSharing(SoftSharing):
+    """`model.encoders`: {lang: encoder copy}, built, loaded, frozen and added as with soft sharing, coupled by α
+    instead of a penalty; `model.cross_stitch`: {lang: `alpha` (blocks, N)}, the language's row of α, its weights on
+    every copy in `config.languages` order.
+
+    Rows are parameters of their own so that a language owns its row as it owns its copy (trained when it is trained
+    alone, dropped with it). An added language's row reads every copy, while each older row gets weight 0 on the new
+    copy: training the new language alone freezes the older rows, so the older languages stay bit for bit as they
+    were, outputs included. The other way round, every language reads the older copies, so training or removing an
+    older language alone changes the languages that read its copy."""
+
+    def build(self, model, encoder):
+        check_output_is_last_block(encoder, "cross_stitch")
+        super().build(model, encoder)
+        langs = self.config.languages
+        alpha = initial_alpha(self.config.cross_stitch_init, len(langs), len(layer_stack(encoder)))  # (blocks, N, N)
+        model.cross_stitch = nn.ModuleDict({lang: alpha_row(alpha[:, i]) for i, lang in enumerate(langs)})
+
+    def alpha(self, model) -> torch.Tensor:
+        """(blocks, N, N), rows and columns in `config.languages` order."""
+        return torch.stack([model.cross_stitch[lang].alpha for lang in self.config.languages], 1)
+
+    def freeze(self, model, trainable_layers):
+        """Each copy as with soft sharing; α trains unless the whole encoder is frozen (equal frozen copies: nothing
+        to mix)."""
+        super().freeze(model, trainable_layers)
+        model.cross_stitch.requires_grad_(trainable_layers != 0)
+
+    def encode(self, model, input_ids, attention_mask, rows):
+        """Every copy on every row (a row's states then do not depend on which languages need it), block by block."""
+        copies = [model.encoders[lang] for lang in self.config.languages]
+        stacks = [layer_stack(copy_) for copy_ in copies]
+        calls = [block_inputs(copy_, stack[0], input_ids, attention_mask) for copy_, stack in zip(copies, stacks)]
+        hidden = torch.stack([h for h, _, _ in calls])  # (N, B, S, E)
+        alpha = self.alpha(model)  # (blocks, N, N)
+        for b in range(len(stacks[0])):
+            hidden = torch.stack([run_block(stack[b], h, args, kwargs)
+                                  for stack, h, (_, args, kwargs) in zip(stacks, hidden, calls)])  # (N, B, S, E)
+            hidden = cross_stitch(alpha[b], hidden)
+        return {lang: hidden[self.config.languages.index(lang)][keep] for lang, keep in rows.items()}
+
+    def penalty(self, model):
+        return None
+
+    def owned_prefixes(self, lang):
+        return [*super().owned_prefixes(lang), f"cross_stitch.{lang}."]
+
+    @torch.no_grad()
+    def add_language(self, model, lang):
+        """The new copy as with soft sharing (the mean of the others); its row as at the start of training (its own
+        copy weighted `cross_stitch_init`); each older row gets weight 0 on the new copy, its entries kept."""
+        super().add_language(model, lang)
+        langs = self.config.languages
+        new = langs.index(lang)
+        for name, row in list(model.cross_stitch.items()):
+            old = row.alpha  # (blocks, N - 1)
+            zero = old.new_zeros(len(old), 1)
+            model.cross_stitch[name] = alpha_row(torch.cat([old[:, :new], zero, old[:, new:]], 1), old.requires_grad)
+        alpha = initial_alpha(self.config.cross_stitch_init, len(langs), len(old)).to(old)  # (blocks, N, N)
+        model.cross_stitch[lang] = alpha_row(alpha[:, new], old.requires_grad)
+
+    @torch.no_grad()
+    def remove_language(self, model, lang):
+        """Drops its copy, its row and its column (the other languages stop reading its copy)."""
+        gone = self.config.languages.index(lang)
+        super().remove_language(model, lang)
+        for name, row in list(model.cross_stitch.items()):
+            old = row.alpha  # (blocks, N)
+            model.cross_stitch[name] = alpha_row(torch.cat([old[:, :gone], old[:, gone + 1:]], 1), old.requires_grad)

@@ -1,0 +1,202 @@
+"""`sharing: cross_stitch`: α = identity is independent encoders, α mixes the copies after every block, gradients,
+freezing, saving and translate-all, adding a language without changing the older ones (bitwise), removing one, the
+recipe and a short training run, and α on the model card."""
+
+import pytest
+import torch
+import yaml
+from safetensors.torch import load_file
+from transformers import AutoModel, BertModel, T5Config
+
+from mtl_translate import MTLTranslationModel
+from mtl_translate.configs import load_recipe
+from mtl_translate.hub import CROSS_STITCH_PNG, build_model_card
+from mtl_translate.languages import add_language, remove_language, train_only
+from mtl_translate.train import run
+from mtl_translate.translate import Translator
+
+from .conftest import LANGS, corpus_rows, tiny_config, tiny_recipe
+from .test_sharing import batch_of, has_grad, three_layer_encoder
+
+TEXTS = ["Open file", "Quit", "Delete selected items"]
+
+
+def stitched(tokenizer, blocks=3, languages=LANGS, **kwargs):
+    """A cross-stitch model over a `blocks`-block BERT whose copies were made to differ (as after training)."""
+    torch.manual_seed(0)
+    encoder = three_layer_encoder(tokenizer)
+    encoder.num_hidden_layers = blocks
+    model = MTLTranslationModel(tiny_config(tokenizer, encoder=encoder.to_dict(), sharing="cross_stitch",
+                                            languages=languages, **kwargs))
+    with torch.no_grad():
+        for p in model.encoders.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return model.eval()
+
+
+def encode_all(model, batch):
+    return model.encode(batch["input_ids"], batch["attention_mask"], dict.fromkeys(model.config.languages, slice(None)))
+
+
+def alone(model, lang, batch):
+    """What `lang`'s encoder copy gives when it runs by itself, as the encoder it is."""
+    return model.encoders[lang](input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+
+
+def test_identity_alpha_gives_independent_encoders(tokenizer):
+    model = stitched(tokenizer, cross_stitch_init=1.0)
+    assert torch.equal(model.sharing_mode.alpha(model), torch.eye(3).expand(3, 3, 3))
+    batch = batch_of(tokenizer, corpus_rows()[:5])  # padded rows
+    for lang, memory in encode_all(model, batch).items():
+        assert torch.equal(memory, alone(model, lang, batch))  # blocks called exactly as the encoder calls them
+
+
+def test_alpha_mixes_the_copies_hidden_states(tokenizer):
+    model = stitched(tokenizer, blocks=1)
+    with torch.no_grad():
+        for row in model.cross_stitch.values():
+            row.alpha.copy_(torch.rand_like(row.alpha))
+    alpha = model.sharing_mode.alpha(model)[0]  # (N, N): one block
+    batch = batch_of(tokenizer, corpus_rows()[:5])
+    states = torch.stack([alone(model, lang, batch) for lang in LANGS])  # (N, B, S, E)
+    memory = encode_all(model, batch)
+    for i, lang in enumerate(LANGS):
+        torch.testing.assert_close(memory[lang], torch.einsum("m,mbse->bse", alpha[i], states))
+
+
+def test_equal_copies_start_as_the_pretrained_encoder(tokenizer):
+    model = stitched(tokenizer)
+    assert torch.allclose(model.sharing_mode.alpha(model)[:, 0], torch.tensor([0.9, 0.05, 0.05]))  # rows sum to 1
+    torch.manual_seed(1)
+    pretrained = BertModel(three_layer_encoder(tokenizer)).eval()
+    model.load_encoder_weights(pretrained)
+    batch = batch_of(tokenizer, corpus_rows()[:5])
+    expected = pretrained(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
+    for memory in encode_all(model, batch).values():
+        torch.testing.assert_close(memory, expected)
+
+
+@pytest.mark.parametrize("checkpointing", [False, True])
+def test_one_languages_loss_reaches_alpha_and_every_copy(tokenizer, checkpointing):
+    model = stitched(tokenizer).train()
+    if checkpointing:
+        model.activation_checkpointing_enable()
+    model(**batch_of(tokenizer, corpus_rows()[:4])).language_losses["de"].backward()
+    assert all(row.alpha.grad.abs().sum() > 0 for row in model.cross_stitch.values())
+    assert all(has_grad(model.encoders[lang]) for lang in LANGS)  # fr and es through α, unlike soft sharing
+    assert not has_grad(model.decoders["fr"])
+    reference = stitched(tokenizer).train()
+    reference(**batch_of(tokenizer, corpus_rows()[:4])).language_losses["de"].backward()
+    for p, q in zip(model.parameters(), reference.parameters()):
+        assert (p.grad is None) == (q.grad is None) and (p.grad is None or torch.allclose(p.grad, q.grad))
+
+
+def test_freezing_applies_to_each_copy_and_alpha_trains_unless_all_is_frozen(tokenizer):
+    model = stitched(tokenizer)
+    model.freeze_encoder(1)
+    for copy_ in model.encoders.values():
+        assert [any(p.requires_grad for p in b.parameters()) for b in copy_.encoder.layer] == [False, False, True]
+    assert all(p.requires_grad for p in model.cross_stitch.parameters())
+    model.freeze_encoder(0)
+    assert not any(p.requires_grad for p in [*model.encoders.parameters(), *model.cross_stitch.parameters()])
+
+
+def test_save_load_translate_all_and_alpha_on_the_model_card(tokenizer, tmp_path):
+    model = stitched(tokenizer)
+    with torch.no_grad():
+        model.cross_stitch["fr"].alpha[2, 0] = 0.25
+    translator = Translator(model, tokenizer)
+    translator.save_pretrained(tmp_path)
+    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    assert reloaded.config.sharing == "cross_stitch"
+    weights = reloaded.state_dict()
+    assert all(torch.equal(value, weights[name]) for name, value in model.state_dict().items())
+    batch = batch_of(tokenizer, corpus_rows()[:4])
+    a, b = encode_all(model, batch), encode_all(reloaded, batch)
+    assert all(torch.equal(a[lang], b[lang]) for lang in LANGS)
+    together = translator.translate(TEXTS, num_beams=2, max_new_tokens=6)
+    assert together == {lang: translator.translate(TEXTS, [lang], num_beams=2, max_new_tokens=6)[lang]
+                        for lang in LANGS}
+    card = str(build_model_card(tmp_path))
+    assert "`cross_stitch` parameter sharing" in card and "## Cross-stitch units" in card
+    assert "| 3 | fr | 0.250 | 0.900 | 0.050 |" in card  # block 3, fr's copy reads de with 0.25
+    assert f"![cross-stitch α, one heatmap per encoder block]({CROSS_STITCH_PNG})" in card
+    assert (tmp_path / CROSS_STITCH_PNG).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_the_card_shows_alpha_without_matplotlib(tokenizer, tmp_path, monkeypatch):
+    Translator(stitched(tokenizer, blocks=1, languages=["de"]), tokenizer).save_pretrained(tmp_path)
+
+    def missing(*args):
+        raise ImportError("No module named 'matplotlib'")
+
+    monkeypatch.setattr("mtl_translate.hub.plot_cross_stitch", missing)
+    card = str(build_model_card(tmp_path))
+    assert "| 1 | de | 1.000 |" in card and CROSS_STITCH_PNG not in card  # one language: α = 1
+
+
+def test_an_added_language_trained_alone_leaves_the_older_ones_bit_for_bit(tokenizer):
+    model = stitched(tokenizer, languages=["de", "fr"])
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    batch = batch_of(tokenizer, corpus_rows()[:6])
+    old_memory, old_alpha = encode_all(model, batch), model.sharing_mode.alpha(model).detach().clone()
+    add_language(model, "es", len(tokenizer["es"]))
+    after = {name: value.clone() for name, value in model.state_dict().items()}
+    assert {".".join(name.split(".")[:2]) for name in set(after) - set(before)} == {
+        "encoders.es", "cross_stitch.es", "decoders.es"}
+    assert all(torch.equal(after[name], value) for name, value in before.items() if "cross_stitch" not in name)
+    alpha = model.sharing_mode.alpha(model)  # (3 blocks, 3, 3)
+    assert torch.equal(alpha[:, :2, :2], old_alpha)  # the older rows keep their entries
+    assert torch.equal(alpha[:, :2, 2], torch.zeros(3, 2))  # and do not read the new copy
+    assert torch.allclose(alpha[:, 2], torch.tensor([0.05, 0.05, 0.9]))  # the new row as at the start
+
+    model.train()
+    model.freeze_encoder(None)
+    train_only(model, ["es"])
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        model(**batch_of(tokenizer, corpus_rows()[:6], ["es"])).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    new_memory = encode_all(model, batch)
+    assert all(torch.equal(new_memory[lang], old_memory[lang]) for lang in ["de", "fr"])
+    trained = model.state_dict()
+    assert not torch.equal(trained["cross_stitch.es.alpha"], after["cross_stitch.es.alpha"])
+    owned = ("encoders.es.", "cross_stitch.es.", "decoders.es.")
+    assert all(torch.equal(trained[name], value) for name, value in after.items() if not name.startswith(owned))
+
+    remove_language(model, "es")  # the newest language: nobody reads its copy, so removing it restores the model
+    assert model.state_dict().keys() == before.keys()
+    assert all(torch.equal(model.state_dict()[name], value) for name, value in before.items())
+
+
+def test_removing_a_language_drops_its_copy_row_and_column(tokenizer):
+    model = stitched(tokenizer)
+    alpha = model.sharing_mode.alpha(model)
+    remove_language(model, "de")
+    assert list(model.encoders) == list(model.cross_stitch) == ["fr", "es"]
+    assert not any(name.startswith(("encoders.de.", "cross_stitch.de.")) for name in model.state_dict())
+    assert torch.equal(model.sharing_mode.alpha(model), alpha[:, 1:, 1:])
+    assert set(encode_all(model, batch_of(tokenizer, corpus_rows()[:2]))) == {"fr", "es"}
+
+
+def test_an_encoder_that_normalises_after_its_stack_is_refused(tokenizer):
+    t5 = T5Config(vocab_size=tokenizer.source.vocab_size, d_model=16, d_kv=8, d_ff=32, num_layers=2, num_heads=2)
+    with pytest.raises(ValueError, match=r"cross_stitch needs an encoder whose output is its last block's output"):
+        MTLTranslationModel(tiny_config(tokenizer, encoder=t5.to_dict(), sharing="cross_stitch"))
+
+
+def test_the_recipe_and_a_short_training_run_learn_alpha(corpus_dir, tiny_encoder_dir, tmp_path):
+    recipe = load_recipe("recipes/quickstart/config_cross_stitch.yaml").model
+    assert (recipe.sharing, recipe.cross_stitch_init, recipe.trainable_encoder_layers) == ("cross_stitch", 0.9, 2)
+    out = tmp_path / "run"
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(tiny_recipe(corpus_dir, tiny_encoder_dir, out, sharing="cross_stitch",
+                                               trainable_encoder_layers=1, max_steps=3, eval_steps=3, save_steps=3)))
+    run(load_recipe(str(path)))
+    weights = load_file(out / "model.safetensors")
+    for i, lang in enumerate(LANGS):
+        start = torch.full((2, 3), 0.05).index_fill_(1, torch.tensor(i), 0.9)  # 2 blocks, 3 languages
+        assert not torch.allclose(weights[f"cross_stitch.{lang}.alpha"], start)  # α learned
+    assert "## Cross-stitch units" in (out / "README.md").read_text() and (out / CROSS_STITCH_PNG).is_file()
