@@ -21,6 +21,7 @@ TEXTS = ["Open file", "Permission denied", "Delete selected items", "Search the 
 MODES = {  # mode -> (extra base recipe keys, extra add-language keys)
     "hard": ({}, []),
     "soft": ({}, []),
+    "adapters": ({}, []),
     "partial-own-group": ({"sharing": "partial", "shared_layers": 1}, []),
     "partial-join-group": ({"sharing": "partial", "shared_layers": 1, "language_groups": {"romance": ["fr"]}},
                            ["--language_groups", "{romance: [fr, es]}"]),
