@@ -66,7 +66,7 @@ def train_only(model, langs: list[str]) -> list[str]:
     Call after `freeze_encoder`: an owned part keeps that setting. Returns the prefixes left trainable."""
     model.check_languages(langs)
     prefixes = [f"decoders.{lang}." for lang in langs]
-    prefixes += [p for lang in langs for p in model.sharing_mode.owned_prefixes(lang)]
+    prefixes += [p for lang in langs for p in model.sharing_mode.owned_prefixes(model, lang)]
     for name, param in model.named_parameters():
         if not name.startswith(tuple(prefixes)):
             param.requires_grad_(False)

@@ -171,8 +171,15 @@ def test_an_added_language_trained_alone_leaves_the_older_ones_bit_for_bit(token
     assert all(torch.equal(model.state_dict()[name], value) for name, value in before.items())
 
 
-def test_removing_a_language_drops_its_copy_row_and_column(tokenizer):
+def test_a_language_is_removed_with_its_copy_row_and_column_only_when_no_other_reads_it(tokenizer):
     model = stitched(tokenizer)
+    with pytest.raises(ValueError, match=r"cannot remove 'de': \['fr', 'es'\] read its encoder copy"):
+        remove_language(model, "de")
+    assert model.sharing_mode.owned_prefixes(model, "de") == ["cross_stitch.de."]  # its copy is read: not its own
+    with torch.no_grad():
+        for lang in ("fr", "es"):
+            model.cross_stitch[lang].alpha[:, 0] = 0  # nobody reads de's copy any more
+    assert model.sharing_mode.owned_prefixes(model, "de") == ["encoders.de.", "cross_stitch.de."]
     alpha = model.sharing_mode.alpha(model)
     remove_language(model, "de")
     assert list(model.encoders) == list(model.cross_stitch) == ["fr", "es"]

@@ -8,11 +8,10 @@ import torch
 import yaml
 from safetensors.torch import load_file
 
-from mtl_translate import MTLConfig, Translator
+from mtl_translate import Translator
 from mtl_translate.configs import load_recipe
 from mtl_translate.languages import add_language, remove_language
 from mtl_translate.lifelong import add_language_to_folder, remove_language_from_folder
-from mtl_translate.sharing import build_sharing
 from mtl_translate.train import run
 
 from .conftest import tiny_config, tiny_recipe
@@ -37,10 +36,9 @@ def ids(folder, langs) -> dict:
 def assert_kept(old_folder, new_folder, langs) -> None:
     """Every weight of `old_folder` that is not another language's head is bitwise equal in `new_folder`."""
     old, new = load_file(old_folder / "model.safetensors"), load_file(new_folder / "model.safetensors")
-    config = MTLConfig.from_pretrained(str(old_folder))
-    mode = build_sharing(config)
-    others = [prefix for lang in config.languages if lang not in langs
-              for prefix in [f"decoders.{lang}.", *mode.owned_prefixes(lang)]]  # what the other languages own
+    model = Translator.from_pretrained(str(old_folder), device="cpu").model
+    others = [prefix for lang in model.config.languages if lang not in langs
+              for prefix in [f"decoders.{lang}.", *model.sharing_mode.owned_prefixes(model, lang)]]  # theirs
     checked = [k for k in old if not k.startswith((*others, "loss_weighting.")) and k in new]
     assert checked and all(torch.equal(old[k], new[k]) for k in checked)
     assert ids(old_folder, langs) == ids(new_folder, langs)
@@ -117,11 +115,10 @@ def test_bad_language_changes_are_clear_errors(tiny_model, tokenizer, tmp_path):
 
 
 @pytest.mark.slow
-def test_cross_stitch_adding_and_removing_the_newest_language_keeps_the_others(corpus_dir, tiny_encoder_dir,
-                                                                              tmp_path):
+def test_cross_stitch_add_remove_and_retrain_one_keep_the_others(corpus_dir, tiny_encoder_dir, tmp_path):
     """Older languages do not read an added copy (their α weight on it is 0, frozen while it trains), so adding a
-    language keeps their ids, and removing it again gives the model back bit for bit. An older language retrained or
-    removed changes the languages that read its copy, so MODES above does not list cross_stitch."""
+    language keeps their ids, and removing it again gives the model back bit for bit. A language whose copy others
+    read owns only its α row (and head): retraining it alone keeps the others; removing it is refused."""
     base, added = tmp_path / "base", tmp_path / "added"
     run(load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, base, target_langs=["de", "fr"],
                                      sharing="cross_stitch", trainable_encoder_layers=1, max_steps=4, eval_steps=4,
@@ -134,3 +131,12 @@ def test_cross_stitch_adding_and_removing_the_newest_language_keeps_the_others(c
     removed = remove_language_from_folder(str(added), "es", str(tmp_path / "removed"))
     back = load_file(removed / "model.safetensors")
     assert back.keys() == old.keys() and all(torch.equal(value, back[k]) for k, value in old.items())
+    with pytest.raises(ValueError, match=r"cannot remove 'fr': \['de', 'es'\] read its encoder copy"):
+        remove_language_from_folder(str(added), "fr", str(tmp_path / "refused"))
+    recipe = yaml.safe_load((added / "recipe.yaml").read_text())
+    recipe.update(init_model=str(added), train_languages=["de"], output_dir=str(tmp_path / "retrained"), max_steps=2,
+                  eval_steps=2, save_steps=2, resume_from_checkpoint=None)
+    run(load_recipe(base=recipe))
+    assert_kept(added, tmp_path / "retrained", ["fr", "es"])
+    assert not torch.equal(new["cross_stitch.de.alpha"], load_file(tmp_path / "retrained/model.safetensors")[
+        "cross_stitch.de.alpha"])  # de's row trained

@@ -67,7 +67,7 @@ class AdapterSharing(HardSharing):
     def states_key(self, lang):
         return None
 
-    def owned_prefixes(self, lang):
+    def owned_prefixes(self, model, lang):
         return [f"adapters.{lang}."]
 
     def add_language(self, model, lang):

@@ -42,9 +42,9 @@ class SharingMode:
         None: `lang` has states of its own."""
         raise NotImplementedError
 
-    def owned_prefixes(self, lang: str) -> list[str]:
+    def owned_prefixes(self, model: nn.Module, lang: str) -> list[str]:
         """Parameter-name prefixes, besides `decoders.<lang>.`, that only `lang` uses (trained when that language
-        alone is trained, dropped when it is removed)."""
+        alone is trained, dropped when it is removed): changing them changes no other language's output."""
         return []
 
     def add_language(self, model: nn.Module, lang: str) -> None:
@@ -53,7 +53,7 @@ class SharingMode:
 
     def remove_language(self, model: nn.Module, lang: str) -> None:
         """Deletes what `lang` owns (see `owned_prefixes`). Called on the mode of the OLD config."""
-        for prefix in self.owned_prefixes(lang):
+        for prefix in self.owned_prefixes(model, lang):
             path = prefix.rstrip(".").split(".")
             parent = model.get_submodule(".".join(path[:-1]))
             del parent[path[-1]]

@@ -80,8 +80,17 @@ class CrossStitchSharing(SoftSharing):
     def penalty(self, model):
         return None
 
-    def owned_prefixes(self, lang):
-        return [*super().owned_prefixes(lang), f"cross_stitch.{lang}."]
+    def readers(self, model, lang) -> list[str]:
+        """The other languages whose α row gives `lang`'s copy a non-zero weight: they read it."""
+        col = self.config.languages.index(lang)
+        return [other for other in self.config.languages
+                if other != lang and bool(model.cross_stitch[other].alpha[:, col].any())]
+
+    def owned_prefixes(self, model, lang):
+        """Its α row always; its copy only while no other language reads it (a language added later), so that
+        training one language alone never changes another one's output."""
+        row = [f"cross_stitch.{lang}."]
+        return row if self.readers(model, lang) else [*super().owned_prefixes(model, lang), *row]
 
     @torch.no_grad()
     def add_language(self, model, lang):
@@ -99,7 +108,13 @@ class CrossStitchSharing(SoftSharing):
 
     @torch.no_grad()
     def remove_language(self, model, lang):
-        """Drops its copy, its row and its column (the other languages stop reading its copy)."""
+        """Drops its copy, its row and its column; refused while other languages read its copy (their translations
+        would change)."""
+        readers = self.readers(model, lang)
+        if readers:
+            raise ValueError(f"cannot remove {lang!r}: {readers} read its encoder copy through the cross-stitch units "
+                             "(non-zero α), so removing it would change their translations. Only a language no other "
+                             "one reads (one added later) can be removed from a cross-stitch model.")
         gone = self.config.languages.index(lang)
         super().remove_language(model, lang)
         for name, row in list(model.cross_stitch.items()):

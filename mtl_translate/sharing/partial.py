@@ -83,7 +83,7 @@ class PartialSharing(SharingMode):
     def states_key(self, lang):
         return self.group[lang]
 
-    def owned_prefixes(self, lang):
+    def owned_prefixes(self, model, lang):
         alone = [other for other, group in self.group.items() if group == self.group[lang]] == [lang]
         return [f"encoder_groups.{self.group[lang]}."] if alone else []
 

@@ -50,7 +50,7 @@ class SoftSharing(SharingMode):
     def states_key(self, lang):
         return None
 
-    def owned_prefixes(self, lang):
+    def owned_prefixes(self, model, lang):
         return [f"encoders.{lang}."]
 
     def add_language(self, model, lang):
