@@ -18,6 +18,7 @@ from pathlib import Path
 import psutil
 
 from mtl_translate import Translator
+from mtl_translate.data.gettext import build_gettext_corpus, corpus_is_complete
 from mtl_translate.data.loading import load_multitarget_dataset, sample_rows
 from mtl_translate.evaluation import evaluate_translator
 
@@ -49,18 +50,22 @@ def main() -> None:
     parser.add_argument("--out", default="outputs/add_language")
     args = parser.parse_args()
     others, out = args.others.split(","), Path(args.out, args.sharing)
+    data = str(Path(args.out, "data"))  # the quickstart's corpus (same build arguments), with every language
+    if not corpus_is_complete(data):
+        build_gettext_corpus([*others, args.lang], data, source_lang="en", seed=42, max_source_words=16)
     train = [sys.executable, "-m", "mtl_translate.cli", "train", RECIPE, "--sharing", args.sharing,
-             "--max_steps", str(args.max_steps), "--max_train_minutes", "null"]
+             "--max_steps", str(args.max_steps), "--max_train_minutes", "null", "--dataset_name", data,
+             "--build_gettext", "false"]
     runs = {
         "base": train + ["--target_langs", args.others, "--output_dir", str(out / "base")],
         "added": [sys.executable, "-m", "mtl_translate.cli", "add-language", "--model", str(out / "base"), "--lang",
-                  args.lang, "--data", "data/gettext", "--output_dir", str(out / "added")],
+                  args.lang, "--data", data, "--output_dir", str(out / "added")],
         "joint": train + ["--target_langs", f"{args.others},{args.lang}", "--output_dir", str(out / "joint")],
         "single": train + ["--target_langs", args.lang, "--sharing", "hard", "--output_dir", str(out / "single")],
     }
     cost = {name: timed(cmd) if not (out / name / "eval_results.json").exists() else (float("nan"),) * 2
             for name, cmd in runs.items()}
-    rows = sample_rows(load_multitarget_dataset("data/gettext", "en", [*others, args.lang], split="test"), 1000, 42)
+    rows = sample_rows(load_multitarget_dataset(data, "en", [*others, args.lang], split="test"), 1000, 42)
     scores = {name: evaluate_translator(Translator.from_pretrained(str(out / name), device="cpu"), rows, "en",
                                         [args.lang] if name != "base" else others) for name in runs}
     same = {lang: evaluate_translator(Translator.from_pretrained(str(out / "added"), device="cpu"), rows, "en",
