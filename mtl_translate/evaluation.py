@@ -79,15 +79,24 @@ def score_translations(hypotheses: Mapping[str, Sequence[str]], references: Mapp
         results["chrf"][lang] = round(chrf.corpus_score(hyps, [list(refs)]).score, 2)
         results["n"][lang] = len(refs)
         results["signatures"][lang] = str(bleu.get_signature())
-    scored = list(results["bleu"])
-    if not scored:
+    if not results["bleu"]:
         raise ValueError("no references to score: every language has zero rows with a reference.")
-    results["mean_bleu"] = round(sum(results["bleu"].values()) / len(scored), 2)
-    results["mean_chrf"] = round(sum(results["chrf"].values()) / len(scored), 2)
+    results["chrf_signature"] = str(chrf.get_signature())
+    return summarize(results)
+
+
+PER_LANGUAGE = ("bleu", "chrf", "n", "signatures")  # the keys of a results dict that map language -> value
+
+
+def summarize(results: dict) -> dict:
+    """(Re)computes the macro means and the combined signature from the per-language entries, e.g. after languages
+    were carried over from another results dict or removed."""
+    scored = len(results["bleu"])
+    results["mean_bleu"] = round(sum(results["bleu"].values()) / scored, 2)
+    results["mean_chrf"] = round(sum(results["chrf"].values()) / scored, 2)
     groups = signature_groups(results["signatures"])
     results["signature"] = next(iter(groups)) if len(groups) == 1 else "; ".join(
         f"{signature} ({', '.join(langs)})" for signature, langs in groups.items())
-    results["chrf_signature"] = str(chrf.get_signature())
     return results
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 import yaml
 
 from .configs import load_recipe
+from .evaluation import PER_LANGUAGE, summarize
 from .hub import save_model_card
 from .languages import remove_language
 from .translate import Translator
@@ -57,11 +58,10 @@ def remove_language_from_folder(model_dir: str, lang: str, output_dir: str) -> P
     scores = Path(model_dir, "eval_results.json")
     if scores.is_file():
         results = json.loads(scores.read_text())
-        for key in ("bleu", "chrf", "n", "signatures"):
+        for key in PER_LANGUAGE:
             results.get(key, {}).pop(lang, None)
-        for key, per_lang in (("mean_bleu", "bleu"), ("mean_chrf", "chrf")):
-            if results.get(per_lang):
-                results[key] = round(sum(results[per_lang].values()) / len(results[per_lang]), 2)
+        if results.get("bleu"):
+            summarize(results)
         (out / "eval_results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False))
     save_model_card(out)
     return out

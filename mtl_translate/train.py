@@ -28,7 +28,7 @@ from .data.collator import MultiTargetCollator
 from .data.gettext import build_gettext_corpus, corpus_is_complete
 from .data.loading import language_coverage, load_multitarget_dataset, sample_rows
 from .encoders import resolve_encoder
-from .evaluation import bleu_metric, evaluate_translator, format_results
+from .evaluation import PER_LANGUAGE, bleu_metric, evaluate_translator, format_results, summarize
 from .hub import push_to_hub, save_model_card
 from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
@@ -393,12 +393,10 @@ def carry_over_scores(results: dict, init_model: str | None) -> dict:
         return results
     old = json.loads(path.read_text())
     kept = [lang for lang in old.get("bleu", {}) if lang not in results["bleu"]]
-    for key in ("bleu", "chrf", "n", "signatures"):
+    for key in PER_LANGUAGE:
         results[key] = {**results.get(key, {}), **{lang: old[key][lang] for lang in kept if lang in old.get(key, {})}}
-    results["mean_bleu"] = round(sum(results["bleu"].values()) / len(results["bleu"]), 2)
-    results["mean_chrf"] = round(sum(results["chrf"].values()) / len(results["chrf"]), 2)
     results["carried_over"] = {"languages": kept, "from": init_model, "dataset": old.get("dataset")}
-    return results
+    return summarize(results)
 
 
 def start_accelerator(recipe: Recipe) -> Accelerator:
