@@ -89,6 +89,7 @@ class TrainingArguments:
     train_languages: list[str] | None = None  # train only these languages: what they do not own stays frozen
     overwrite_output_dir: bool = False  # replace a non-empty output_dir that holds a finished or unrelated run
     max_bad_steps: int = 10  # stop when this many optimizer steps in a row have a non-finite loss
+    ddp_timeout: int = 1800  # seconds a process waits in a collective before the run fails (HF Trainer's default)
     bleu_tokenize: str | None = None  # one sacrebleu tokenizer for all (13a, char, flores200...); None: per language
     report_to: list[str] = field(default_factory=list)  # accelerate trackers: tensorboard, wandb, ...
     num_beams: int = 1
@@ -111,7 +112,7 @@ AT_LEAST = {
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
     "per_device_eval_batch_size": 1, "gradient_accumulation_steps": 1, "logging_steps": 1, "eval_steps": 1,
-    "save_steps": 1, "save_total_limit": 1, "max_bad_steps": 1, "num_beams": 1, "no_repeat_ngram_size": 0,
+    "save_steps": 1, "save_total_limit": 1, "max_bad_steps": 1, "ddp_timeout": 1, "num_beams": 1, "no_repeat_ngram_size": 0,
     "eval_max_new_tokens": 1,
 }
 POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_grad_norm", "dwa_temperature",

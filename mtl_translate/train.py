@@ -9,10 +9,11 @@ import logging
 import math
 import os
 import time
+from datetime import timedelta
 from pathlib import Path
 
 import torch
-from accelerate import Accelerator, DistributedDataParallelKwargs
+from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast, set_seed
 from torch.utils.data import DataLoader
@@ -406,7 +407,8 @@ def start_accelerator(recipe: Recipe) -> Accelerator:
     accelerator = Accelerator(
         gradient_accumulation_steps=t.gradient_accumulation_steps, mixed_precision=t.mixed_precision,
         log_with=t.report_to or None, project_dir=t.output_dir, **accelerator_kwargs(),
-        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True)],  # absent languages skip heads
+        kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True),  # absent languages skip heads
+                         InitProcessGroupKwargs(timeout=timedelta(seconds=t.ddp_timeout))],  # a hang becomes an error
     )
     check_process_group(accelerator)
     clear = check_output_dir(t.output_dir, resume=bool(t.resume_from_checkpoint), overwrite=t.overwrite_output_dir)
@@ -484,5 +486,6 @@ def train_and_test(recipe: Recipe) -> dict:
         if t.push_to_hub:
             url = push_to_hub(t.output_dir, t.hub_model_id, private=t.hub_private_repo, token=t.hub_token)
             accelerator.print(f"pushed to {url}")
+    accelerator.wait_for_everyone()  # no process tears the group down while another still works
     accelerator.end_training()
     return results

@@ -3,6 +3,7 @@ learning-rate schedule, a shared stop decision, and evaluation rows counted once
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -14,17 +15,27 @@ from .conftest import tiny_recipe
 from safetensors.torch import load_file
 
 ROOT = Path(__file__).resolve().parent.parent
-ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1"}
+ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false", "OMP_NUM_THREADS": "1",
+       "PYTHONUNBUFFERED": "1", "PYTHONFAULTHANDLER": "1"}
 pytestmark = pytest.mark.slow
 
 
 def launch(launcher: list[str], recipe: dict, tmp_path, env=None) -> subprocess.CompletedProcess:
+    """Runs a training in its own session. A collective that waits more than `ddp_timeout` fails the run; anything
+    else that hangs is stopped with SIGABRT, so that faulthandler prints every process's Python stack."""
     path = tmp_path / f"recipe_{Path(recipe['output_dir']).name}.yaml"
-    path.write_text(yaml.safe_dump(recipe))
-    proc = subprocess.run([*launcher, "scripts/train.py", str(path)], capture_output=True, text=True, cwd=ROOT,
-                          env={**ENV, **(env or {})}, timeout=600)
-    assert proc.returncode == 0, proc.stdout[-2000:] + proc.stderr[-4000:]
-    return proc
+    path.write_text(yaml.safe_dump({"ddp_timeout": 120, **recipe}))
+    command = [*launcher, "scripts/train.py", str(path)]
+    proc = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=ROOT,
+                            env={**ENV, **(env or {})}, start_new_session=True)
+    try:
+        stdout, stderr = proc.communicate(timeout=420)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGABRT)
+        stdout, stderr = proc.communicate()
+        pytest.fail(f"the run hung:\n{stdout[-3000:]}\n{stderr[-12000:]}")
+    assert proc.returncode == 0, stdout[-2000:] + stderr[-4000:]
+    return subprocess.CompletedProcess(command, proc.returncode, stdout, stderr)
 
 
 def state(output_dir) -> dict:
