@@ -106,8 +106,10 @@ def cmd_build_data(args, _) -> None:
     from .data.gettext import build_gettext_corpus
 
     stats = build_gettext_corpus(args.langs, args.out, roots=args.roots, test_domains=args.test_domains,
-                                 max_source_words=args.max_source_words, seed=args.seed)
-    print(json.dumps({k: stats[k] for k in ("rows", "coverage", "test_domains")}, indent=2, ensure_ascii=False))
+                                 max_source_words=args.max_source_words, seed=args.seed,
+                                 heldout_domains=args.heldout_domains or ())
+    print(json.dumps({k: stats[k] for k in ("rows", "coverage", "test_domains", "heldout_domains")}, indent=2,
+                     ensure_ascii=False))
 
 
 def cmd_push(args, _) -> None:
@@ -173,6 +175,8 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--out", required=True)
     g.add_argument("--roots", nargs="+", default=None, help="locale roots holding <lang>/LC_MESSAGES/*.mo")
     g.add_argument("--test-domains", type=comma_list, default=None, help="catalogs held out for test")
+    g.add_argument("--heldout-domains", type=comma_list, default=None,
+                   help="catalogs kept out of every split, written to heldout.jsonl (unseen-catalog scores)")
     g.add_argument("--max-source-words", type=int, default=None)
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_build_data)

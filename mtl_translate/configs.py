@@ -57,6 +57,7 @@ class DataArguments:
     build_gettext: bool = False  # build `dataset_name` from gettext catalogs unless it holds a complete corpus
     gettext_test_domains: list[str] | None = None
     gettext_max_source_words: int | None = None
+    gettext_heldout_domains: list[str] = field(default_factory=list)  # kept out of every split: heldout.jsonl
     max_train_samples: int | None = None
     max_eval_samples: int | None = None  # validation rows scored at each evaluation (a seeded sample)
     max_test_samples: int | None = None  # test rows scored at the end (a seeded sample)

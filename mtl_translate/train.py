@@ -48,10 +48,11 @@ def trained_languages(recipe: Recipe) -> list[str]:
 def load_data(recipe: Recipe, accelerator: Accelerator):
     data, langs = recipe.data, trained_languages(recipe)
     with accelerator.main_process_first():
-        if data.build_gettext and not corpus_is_complete(data.dataset_name):
+        if data.build_gettext and not corpus_is_complete(data.dataset_name, data.gettext_heldout_domains):
             stats = build_gettext_corpus(
                 data.target_langs, data.dataset_name, source_lang=data.source_lang, seed=recipe.training.seed,
                 test_domains=data.gettext_test_domains, max_source_words=data.gettext_max_source_words,
+                heldout_domains=data.gettext_heldout_domains,
             )
             accelerator.print(f"built gettext corpus in {data.dataset_name}: {stats['rows']}")
     wanted = [s for s in (data.train_split, data.validation_split, data.test_split) if s]

@@ -255,3 +255,21 @@ def test_real_system_catalogs(tmp_path):
     rest = {r["translation"]["en"] for s in ("train", "validation") for r in read_split(tmp_path / "out", s)}
     assert not test & rest
     assert "iso31661" in stats["domains"] and "iso_3166-1" not in stats["domains"]
+
+
+def test_heldout_domains_leave_every_split_and_go_to_heldout(tmp_path):
+    """A string of a held-out catalog is in no split (even when another catalog has it too), only in heldout.jsonl;
+    asking for other held-out domains makes an existing corpus incomplete (it is rebuilt)."""
+    root = tmp_path / "locale"
+    write_catalog(root, "de", "gui", [("Open", "Öffnen"), ("Close", "Schließen"), ("Quit", "Beenden")])
+    write_catalog(root, "de", "cli", [("Open", "Öffnen"), ("display this help and exit", "diese Hilfe anzeigen")])
+    out = tmp_path / "out"
+    stats = build_gettext_corpus(["de"], out, roots=[root], heldout_domains=["cli"], test_fraction=0,
+                                 validation_fraction=0)
+    assert sorted(r["translation"]["en"] for r in read_split(out, "heldout")) == ["Open", "display this help and exit"]
+    assert {r["domain"] for r in read_split(out, "heldout")} == {"cli"}
+    assert sorted(by_source(out)) == ["Close", "Quit"]
+    assert stats["heldout_domains"] == ["cli"] and stats["rows"]["heldout"] == 2
+    assert corpus_is_complete(out, ["cli"]) and not corpus_is_complete(out, []) and not corpus_is_complete(out, ["gui"])
+    with pytest.raises(ValueError, match=r"unknown held-out domain\(s\) \['nope'\]"):
+        build_gettext_corpus(["de"], tmp_path / "o2", roots=[root], heldout_domains=["nope"])

@@ -36,6 +36,7 @@ _WORD_WITH_UNDERSCORE = re.compile(r"(\S*)_([^\W\d_]\S*)")
 _CJK_MNEMONIC = re.compile(r"\s*\(_[^\W\d_]\)")  # "開く(_O)"
 _MNEMONIC = re.compile(r"_(?=[^\W\d_])")
 CORPUS_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl", "stats.json")
+HELDOUT_FILE = "heldout.jsonl"
 
 
 def default_roots() -> list[Path]:
@@ -151,6 +152,7 @@ def build_gettext_corpus(
     validation_fraction: float = 0.05,
     max_source_words: int | None = None,
     seed: int = 0,
+    heldout_domains: Sequence[str] = (),
 ) -> dict:
     """Write ``train/validation/test.jsonl`` and ``stats.json`` to ``out_dir`` (replacing a previous corpus there,
     all at once); return the stats.
@@ -161,6 +163,9 @@ def build_gettext_corpus(
     disagree, the most frequent translation wins (ties: alphabetically first domain).
     A string is in test only if every domain it occurs in is a test domain.
     ``stats["domains"]`` counts the distinct strings each domain contributes.
+
+    ``heldout_domains`` are kept out of every split: each string that occurs in one of them (whatever other
+    domains have it too) goes to ``heldout.jsonl`` only, so that scores on it measure catalogs training never saw.
     """
     langs = list(dict.fromkeys(langs))
     if source_lang in langs:
@@ -203,35 +208,45 @@ def build_gettext_corpus(
             f"(max_source_words={max_source_words}); check the languages and --roots"
         )
 
-    if test_domains is None:
-        test_set = set(_pick_test_domains(strings_of, len(votes), test_fraction, seed))
-    else:
-        test_set = {normalise_domain(d) for d in test_domains}
-        unknown = sorted(test_set - strings_of.keys())
-        if unknown:
-            raise ValueError(
-                f"unknown test domain(s) {unknown} for {langs}; available: {', '.join(sorted(strings_of))}"
-            )
-
+    heldout_set = {normalise_domain(d) for d in heldout_domains}
+    unknown = sorted(heldout_set - strings_of.keys())
+    if unknown:
+        raise ValueError(f"unknown held-out domain(s) {unknown} for {langs}; available: {', '.join(sorted(strings_of))}")
     domains_of: dict[str, set[str]] = defaultdict(set)
     for domain, strings in strings_of.items():
         for string in strings:
             domains_of[string].add(domain)
-    test = sorted(s for s in votes if domains_of[s] <= test_set)
-    rest = sorted(s for s in votes if not domains_of[s] <= test_set)
+    heldout = sorted(s for s in votes if domains_of[s] & heldout_set)
+    kept = {s for s in votes if not domains_of[s] & heldout_set}
+    kept_strings_of = {d: strings & kept for d, strings in strings_of.items() if d not in heldout_set}
+    if test_domains is None:
+        test_set = set(_pick_test_domains(kept_strings_of, len(kept), test_fraction, seed))
+    else:
+        test_set = {normalise_domain(d) for d in test_domains}
+        unknown = sorted(test_set - kept_strings_of.keys())
+        if unknown:
+            raise ValueError(
+                f"unknown test domain(s) {unknown} for {langs}; available: {', '.join(sorted(kept_strings_of))}"
+            )
+
+    test = sorted(s for s in kept if domains_of[s] <= test_set)
+    rest = sorted(s for s in kept if not domains_of[s] <= test_set)
     validation = set(random.Random(seed).sample(rest, round(validation_fraction * len(rest))))
     splits = {
         "train": [s for s in rest if s not in validation],
         "validation": [s for s in rest if s in validation],
         "test": test,
     }
+    if heldout_set:
+        splits["heldout"] = heldout
 
     def row(source: str) -> dict:
         chosen = {
             lang: min(cands, key=lambda t: (-cands[t][0], cands[t][1], t)) if (cands := votes[source].get(lang)) else None
             for lang in langs
         }
-        return {"translation": {source_lang: source, **chosen}, "domain": min(domains_of[source])}
+        home = domains_of[source] & heldout_set or domains_of[source]
+        return {"translation": {source_lang: source, **chosen}, "domain": min(home)}
 
     out.parent.mkdir(parents=True, exist_ok=True)
     # Written into a hidden sibling and renamed into place: an interrupted build never looks like a corpus.
@@ -250,6 +265,7 @@ def build_gettext_corpus(
             "langs": langs,
             "roots": [str(r) for r in roots],
             "test_domains": sorted(test_set),
+            "heldout_domains": sorted(heldout_set),
             "rows": {split: len(strings) for split, strings in splits.items()},
             "coverage": coverage,
             "domains": {d: len(strings_of[d]) for d in sorted(strings_of)},
@@ -264,15 +280,19 @@ def build_gettext_corpus(
     return stats
 
 
-def corpus_is_complete(path: str | os.PathLike) -> bool:
-    """Every file `build_gettext_corpus` writes is there (`stats.json` comes last): safe to use, not to rebuild."""
-    return all(Path(path, name).is_file() for name in CORPUS_FILES)
+def corpus_is_complete(path: str | os.PathLike, heldout_domains: Sequence[str] = ()) -> bool:
+    """Every file `build_gettext_corpus` writes is there (`stats.json` comes last) and the corpus holds out the
+    domains asked for: safe to use, not to rebuild."""
+    if not all(Path(path, name).is_file() for name in CORPUS_FILES):
+        return False
+    held = json.loads(Path(path, "stats.json").read_text(encoding="utf-8")).get("heldout_domains", [])
+    return held == sorted({normalise_domain(d) for d in heldout_domains})
 
 
 def _check_replaceable(out: Path) -> None:
     """Building replaces `out`: refuse when it holds anything but corpus files (a wrong --out must not delete data)."""
     if out.is_dir():
-        others = sorted(p.name for p in out.iterdir() if p.name not in CORPUS_FILES)
+        others = sorted(p.name for p in out.iterdir() if p.name not in (*CORPUS_FILES, HELDOUT_FILE))
         if others:
             raise ValueError(
                 f"{out} exists and holds files that are not a gettext corpus ({', '.join(others[:5])}); "
