@@ -29,7 +29,7 @@ STEP_DEFINING_KEYS = (
     "target_vocab_size", "max_source_length", "max_target_length", "trainable_encoder_layers", "sharing",
     "shared_layers", "language_groups", "cross_stitch_init", "adapter_size", "loss_weighting",
     "dataset_name", "dataset_config", "source_lang", "target_langs", "column_mapping", "train_split",
-    "max_train_samples", "language_temperature",
+    "max_train_samples", "language_temperature", "max_rows_per_language", "protect_placeholders",
     "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "group_by_length", "init_model",
     "train_languages",
 )

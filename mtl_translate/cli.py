@@ -13,6 +13,14 @@ def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
 
 
+def int_list(text: str) -> list[int]:
+    """An argparse type: `1,2,3` -> [1, 2, 3]."""
+    try:
+        return [int(item) for item in comma_list(text)]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be integers separated by commas, e.g. 1,2,3; got {text!r}") from None
+
+
 def int_at_least(low: int):
     """An argparse type: an integer >= `low`, so that `--num-beams 0` is an error, not quietly greedy."""
     def parse(text: str) -> int:
@@ -26,6 +34,17 @@ def int_at_least(low: int):
     return parse
 
 
+def positive_float(text: str) -> float:
+    """An argparse type: a number > 0, so that `--repetition-penalty 0` is a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number > 0, got {text!r}") from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be > 0, got {text}")
+    return value
+
+
 def cmd_train(args, extra: list[str]) -> None:
     from .configs import load_recipe
     from .train import run
@@ -37,7 +56,8 @@ def cmd_compare(args, extra: list[str]) -> None:
     from .compare import run_comparison, variant_recipes
     from .configs import load_recipe
 
-    report = run_comparison(load_recipe(args.recipe, extra), variant_recipes(args.variant, extra), args.retrain)
+    report = run_comparison(load_recipe(args.recipe, extra), variant_recipes(args.variant, extra), args.retrain,
+                            args.seeds)
     print(Path(report["output_dir"], "comparison.md").read_text())
 
 
@@ -66,7 +86,8 @@ def cmd_evaluate(args, _) -> None:
     bleu_tokenize = None if args.bleu_tokenize == "auto" else args.bleu_tokenize
     results = evaluate_translator(translator, rows, source, langs, batch_size=args.batch_size, show_progress=True,
                                   bleu_tokenize=bleu_tokenize, num_beams=args.num_beams,
-                                  no_repeat_ngram_size=args.no_repeat_ngram_size)
+                                  no_repeat_ngram_size=args.no_repeat_ngram_size,
+                                  repetition_penalty=args.repetition_penalty)
     results.update(split=args.split, dataset=args.data)
     print(format_results(results))
     if args.output:
@@ -84,6 +105,7 @@ def cmd_translate(args, _) -> None:
                                               batch_size=args.batch_size, num_beams=args.num_beams,
                                               max_new_tokens=args.max_new_tokens,
                                               no_repeat_ngram_size=args.no_repeat_ngram_size,
+                                              repetition_penalty=args.repetition_penalty,
                                               show_progress=args.input is not None)  # stderr; arguments checked now
         sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
         with sink:
@@ -132,9 +154,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--variant", action="append", default=[],
                    help="another multi-task recipe for the same table (repeatable), e.g. config_uncertainty.yaml")
     p.add_argument("--retrain", action="store_true", help="train again even where a run already has results")
+    p.add_argument("--seeds", type=int_list, default=None,
+                   help="e.g. 1,2,3: train every model once per seed (in OUTPUT_DIR/seed_<s>/) and report mean ± std")
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("evaluate", help="BLEU and chrF per language on a dataset split")
+    p = sub.add_parser("evaluate", help="BLEU, chrF and placeholder accuracy per language on a dataset split")
     p.add_argument("--model", required=True, help="trained model folder or Hub repo id")
     p.add_argument("--data", required=True, help="local file/folder or Hub dataset id")
     p.add_argument("--split", default="test")
@@ -164,6 +188,9 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--num-beams", type=int_at_least(1), default=None, help="default: the model's generation config")
         p.add_argument("--no-repeat-ngram-size", type=int_at_least(0), default=None,
                        help="never repeat an n-gram of this size in an output (0: off); default: the generation config")
+        p.add_argument("--repetition-penalty", type=positive_float, default=None,
+                       help="divide the logits of tokens already in an output by this (1.0: off; as in transformers); "
+                            "default: the generation config")
         p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
         p.add_argument("--quantize", choices=["none", "int8"], default="none",
                        help="int8: dynamic int8 quantization of the decoder heads, for CPU inference")

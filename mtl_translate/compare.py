@@ -5,10 +5,15 @@ language means: each single-task model runs the same optimizer steps at the same
 on the rows that have its language, so it sees at least as many examples of that language (the multi-task model
 shares each batch's rows between languages; in total the single-task models spend N times the encoder compute).
 All models are then scored on the same test rows (a seeded sample of the test split).
+
+With `seeds`, every model is trained once per seed and the table gives mean ± std over seeds, so that a delta can
+be told from seed noise: the delta of a language is taken per seed (multi-task minus single-task trained with the
+same seed, hence on the same `max_rows_per_language` sample) before its mean and std.
 """
 
 import copy
 import json
+import statistics
 import time
 from pathlib import Path
 
@@ -22,7 +27,9 @@ from .translate import Translator
 
 # Keys that do not change the trained model: a finished run that differs from the asked recipe only in these is reused.
 NON_MODEL_KEYS = {"output_dir", "push_to_hub", "hub_model_id", "hub_private_repo", "logging_steps", "eval_steps",
-                  "save_steps", "save_total_limit", "report_to", "resume_from_checkpoint", "overwrite_output_dir"}
+                  "save_steps", "save_total_limit", "report_to", "resume_from_checkpoint", "overwrite_output_dir",
+                  "log_gradient_conflict"}
+METRICS = ("bleu", "chrf")  # the order of the (BLEU, chrF) pairs of `table_rows`
 
 
 def recipe_changes(run_dir: Path, recipe: Recipe) -> dict[str, tuple]:
@@ -44,6 +51,7 @@ def single_task_recipe(recipe: Recipe, lang: str, output_dir: Path) -> Recipe:
     single.data.target_langs = [lang]
     single.data.language_temperature = 1.0
     single.model.sharing, single.model.loss_weighting, single.model.loss_weights = "hard", "static", {}
+    single.data.max_rows_per_language = {k: n for k, n in recipe.data.max_rows_per_language.items() if k == lang}
     single.training.output_dir, single.training.push_to_hub = str(output_dir), False
     return single
 
@@ -56,16 +64,48 @@ def comparison_rows(recipe: Recipe) -> list[dict]:
     return sample_rows(rows, data.max_test_samples, recipe.training.seed)
 
 
-def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, retrain: bool = False) -> dict:
+def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, retrain: bool = False,
+                   seeds: list[int] | None = None) -> dict:
     """Train every model, score all on the same rows, report. A run whose folder has results from the same recipe
-    (up to `NON_MODEL_KEYS`) is reused; one trained with another recipe is retrained, saying which keys differ."""
-    from .train import run
-
+    (up to `NON_MODEL_KEYS`) is reused; one trained with another recipe is retrained, saying which keys differ.
+    `seeds`: every model once per seed, in `<output_dir>/seed_<s>/`, and a table of mean ± std over seeds."""
     if not recipe.data.test_split:
         raise ValueError("compare scores every model on the test split: set test_split (it is null).")
+    if seeds is not None and (len(seeds) < 2 or len(set(seeds)) < len(seeds)):
+        raise ValueError(f"seeds {seeds}: give at least 2 different seeds (a std needs two), e.g. --seeds 1,2,3; "
+                         "for one run with another seed, set --seed instead.")
+    rows = comparison_rows(recipe)  # the recipe's seed draws them: every seed's models are scored on the same rows
+    if seeds is None:
+        return compare_once(recipe, variants or {}, retrain, rows)
+    root = Path(recipe.training.output_dir)
+    reports = [compare_once(*with_seed(recipe, variants or {}, seed, root / f"seed_{seed}"), retrain, rows)
+               for seed in seeds]
+    first = reports[0]
+    report = {"seeds": seeds, "languages": first["languages"], "max_steps": first["max_steps"],
+              "batch_size": first["batch_size"], "test_rows": first["test_rows"],
+              "signature": next(iter(first["scores"].values()))["signature"],
+              "train_seconds": {str(seed): r["train_seconds"] for seed, r in zip(seeds, reports)},
+              "table": seed_table([table_rows(r) for r in reports]), "output_dir": str(root)}
+    write_seed_report(report, root)
+    return report
+
+
+def with_seed(recipe: Recipe, variants: dict[str, Recipe], seed: int, folder: Path) -> tuple:
+    """Copies of the recipe and the variants with `seed` in place of theirs, their runs under `folder`."""
+    recipe, variants = copy.deepcopy(recipe), copy.deepcopy(variants)
+    for one in (recipe, *variants.values()):
+        one.training.seed = seed
+    recipe.training.output_dir = str(folder)
+    return recipe, variants
+
+
+def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, rows: list[dict]) -> dict:
+    """One model per variant and language, trained (or reused) under the recipe's output_dir and scored on `rows`."""
+    from .train import run
+
     root = Path(recipe.training.output_dir)
     runs = {f"single-{lang}": single_task_recipe(recipe, lang, root / f"single-{lang}") for lang in recipe.data.target_langs}
-    for name, variant in {"mtl": recipe, **(variants or {})}.items():
+    for name, variant in {"mtl": recipe, **variants}.items():
         runs[name] = copy.deepcopy(variant)
         runs[name].training.output_dir, runs[name].training.push_to_hub = str(root / name), False
     seconds = {}
@@ -81,7 +121,6 @@ def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, re
         start = time.monotonic()
         run(run_recipe)
         seconds[name] = round(time.monotonic() - start)
-    rows = comparison_rows(recipe)
     scores = {}
     for name, run_recipe in runs.items():
         translator = Translator.from_pretrained(run_recipe.training.output_dir)
@@ -141,7 +180,67 @@ def write_report(report: dict, root: Path) -> None:
     plot(rows, ["single", *multi], root / "comparison.png")
 
 
-def plot(rows: list[dict], runs: list[str], path: Path) -> None:
+def spread(values: list[float]) -> dict:
+    """Mean and sample standard deviation (n - 1) of per-seed values, and the values, in seed order."""
+    return {"mean": round(statistics.mean(values), 2), "std": round(statistics.stdev(values), 2),
+            "per_seed": [round(v, 2) for v in values]}
+
+
+def seed_table(tables: list[list[dict]]) -> list[dict]:
+    """`table_rows` of every seed -> one row per language (then the mean): each run's BLEU and chrF spread over
+    seeds, and under `delta` each multi-task run minus the single-task model, paired by seed."""
+    out = []
+    for rows in zip(*tables):  # one language, every seed
+        runs = [key for key in rows[0] if key not in ("lang", "n")]
+        row = {"lang": rows[0]["lang"], "n": rows[0]["n"]}
+        row.update({name: {m: spread([r[name][i] for r in rows]) for i, m in enumerate(METRICS)} for name in runs})
+        row["delta"] = {name: {m: spread([r[name][i] - r["single"][i] for r in rows]) for i, m in enumerate(METRICS)}
+                        for name in runs if name != "single"}
+        out.append(row)
+    return out
+
+
+def write_seed_report(report: dict, root: Path) -> None:
+    """comparison.json (the table with per-seed values), comparison.md (mean ± std, paired deltas), comparison.png
+    (mean BLEU with std bars); each seed's own report stays in its `seed_<s>/` folder."""
+    (root / "comparison.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    rows, n = report["table"], len(report["seeds"])
+    multi = list(rows[0]["delta"])
+    head = ["lang", "rows"]
+    for metric in ("BLEU", "chrF"):
+        head += [f"single {metric}", *(f"{m} {metric}" for m in multi), *(f"Δ {m} {metric}" for m in multi)]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for r in rows:
+        cells = [r["lang"], str(r["n"])]
+        for metric in METRICS:
+            cells += [f"{r[name][metric]['mean']:.2f} ± {r[name][metric]['std']:.2f}" for name in ("single", *multi)]
+            cells += [f"{r['delta'][m][metric]['mean']:+.2f} ± {r['delta'][m][metric]['std']:.2f}" for m in multi]
+        lines.append("| " + " | ".join(cells) + " |")
+    worse = [(r["lang"], r["delta"][multi[0]]["bleu"]) for r in rows[:-1] if r["delta"][multi[0]]["bleu"]["mean"] < 0]
+    verdict = f"The multi-task model matches or beats the single-task models on every language (mean over {n} seeds)."
+    if worse:
+        verdict = "Negative transfer (mean Δ BLEU below 0) for: " + "; ".join(
+            f"{lang} ({d['mean']:+.2f} ± {d['std']:.2f}, below in {sum(v < 0 for v in d['per_seed'])} of {n} seeds)"
+            for lang, d in worse) + "."
+    text = [
+        f"# Multi-task vs single-task, {n} seeds ({', '.join(map(str, report['seeds']))})\n",
+        f"Every model trained once per seed (`seed_<s>/`, the seed replacing the recipe's): {report['max_steps']} "
+        f"optimizer steps of batch {report['batch_size']}; each single-task model trains on the rows that have its "
+        f"language. Test: the same {report['test_rows']} rows for every model and seed. Each cell: mean ± sample "
+        f"std over the {n} seeds; Δ: multi-task minus single-task of the same seed, mean ± std of those {n} "
+        "differences.\n",
+        "\n".join(lines) + "\n",
+        verdict + "\n",
+        f"BLEU signature: `{report['signature']}`\n",
+    ]
+    (root / "comparison.md").write_text("\n".join(text))
+    runs = ["single", *multi]
+    plot([{"lang": r["lang"], **{name: (r[name]["bleu"]["mean"],) for name in runs}} for r in rows], runs,
+         root / "comparison.png", errors={name: [r[name]["bleu"]["std"] for r in rows] for name in runs})
+
+
+def plot(rows: list[dict], runs: list[str], path: Path, errors: dict[str, list[float]] | None = None) -> None:
+    """Grouped bars of BLEU (`rows[i][run][0]`) per language; `errors`: {run: std per row}, drawn as error bars."""
     try:
         import matplotlib
 
@@ -153,11 +252,12 @@ def plot(rows: list[dict], runs: list[str], path: Path) -> None:
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(rows), 3.6))
     for i, name in enumerate(runs):
         xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(rows))]
-        bars = ax.bar(xs, [r[name][0] for r in rows], width, label=name)
+        bars = ax.bar(xs, [r[name][0] for r in rows], width, label=name, yerr=errors[name] if errors else None,
+                      capsize=2)
         ax.bar_label(bars, fmt="%.1f", fontsize=7)
     ax.set_xticks(range(len(rows)), [r["lang"] for r in rows])
     ax.set_ylabel("test BLEU")
-    ax.set_title("multi-task vs single-task (same steps, same test rows)")
+    ax.set_title("multi-task vs single-task (same steps, same test rows)" + (", mean ± std" if errors else ""))
     ax.legend(fontsize=8)
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import yaml
 
+from .sharing import MODES
+
 
 @dataclass
 class ModelArguments:
@@ -59,9 +61,12 @@ class DataArguments:
     gettext_max_source_words: int | None = None
     gettext_heldout_domains: list[str] = field(default_factory=list)  # kept out of every split: heldout.jsonl
     max_train_samples: int | None = None
+    max_rows_per_language: dict[str, int] = field(default_factory=dict)  # {lang: N}: a low-resource language keeps N
+    # seeded-random training targets (data/balancing.py); its other rows keep their other languages
     max_eval_samples: int | None = None  # validation rows scored at each evaluation (a seeded sample)
     max_test_samples: int | None = None  # test rows scored at the end (a seeded sample)
     language_temperature: float = 1.0  # row sampling so that language l gets a share ∝ n_l^(1/T); 1: natural
+    protect_placeholders: bool = False  # mask %s, --help, paths, numbers... in training text (placeholders.py)
 
 
 @dataclass
@@ -89,12 +94,15 @@ class TrainingArguments:
     resume_from_checkpoint: str | None = None  # a checkpoint folder, or "latest"
     train_languages: list[str] | None = None  # train only these languages: what they do not own stays frozen
     overwrite_output_dir: bool = False  # replace a non-empty output_dir that holds a finished or unrelated run
+    log_gradient_conflict: bool = False  # at logging steps: cosines of the languages' gradients at the shared
+    # encoder output, train/grad_cos_<a>_<b> and train/grad_norm_<lang> (conflict.py; sharing: hard)
     max_bad_steps: int = 10  # stop when this many optimizer steps in a row have a non-finite loss
     ddp_timeout: int = 1800  # seconds a process waits in a collective before the run fails (HF Trainer's default)
     bleu_tokenize: str | None = None  # one sacrebleu tokenizer for all (13a, char, flores200...); None: per language
     report_to: list[str] = field(default_factory=list)  # accelerate trackers: tensorboard, wandb, ...
     num_beams: int = 1
     no_repeat_ngram_size: int = 0  # saved in the generation config: outputs never repeat an n-gram of this size
+    repetition_penalty: float = 1.0  # saved in the generation config: logits of tokens already output / this (HF)
     eval_max_new_tokens: int = 64
     push_to_hub: bool = False
     hub_model_id: str | None = None
@@ -117,7 +125,7 @@ AT_LEAST = {
     "eval_max_new_tokens": 1,
 }
 POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_grad_norm", "dwa_temperature",
-            "language_temperature")
+            "language_temperature", "repetition_penalty")
 FRACTIONS = ("decoder_dropout", "label_smoothing")  # in [0, 1)
 
 
@@ -154,6 +162,10 @@ class Recipe:
             raise ValueError(f"recipe key 'cross_stitch_init' must be in [0, 1], got {values['cross_stitch_init']!r}.")
         self._validate_languages()
         t = self.training
+        if t.log_gradient_conflict and self.model.sharing in MODES and not MODES[self.model.sharing].one_output:
+            raise ValueError(f"recipe key 'log_gradient_conflict' compares the languages' gradients at one shared "
+                             f"encoder output, which only sharing: hard has; got sharing: {self.model.sharing}. Set "
+                             "log_gradient_conflict: false or sharing: hard.")
         if t.push_to_hub and not t.hub_model_id:
             raise ValueError("recipe key 'push_to_hub' is true but 'hub_model_id' is not set: add hub_model_id: "
                              "ORG/NAME, or set push_to_hub: false (checked now rather than after training).")
@@ -180,6 +192,7 @@ class Recipe:
             raise ValueError(f"recipe key 'source_lang' ({source!r}) is also in target_langs {langs}; remove it "
                              "from the targets.")
         named = {"loss_weights": list(self.model.loss_weights), "train_languages": self.training.train_languages or [],
+                 "max_rows_per_language": list(self.data.max_rows_per_language),
                  **{f"language_groups[{group!r}]": members for group, members in self.model.language_groups.items()}}
         for key, codes in named.items():
             unknown = [code for code in codes if code not in langs]
@@ -189,6 +202,10 @@ class Recipe:
         negative = {lang: w for lang, w in self.model.loss_weights.items() if w < 0}
         if negative:
             raise ValueError(f"recipe key 'loss_weights' must be >= 0 for every language, got {negative}.")
+        empty = {lang: n for lang, n in self.data.max_rows_per_language.items() if n < 1}
+        if empty:
+            raise ValueError(f"recipe key 'max_rows_per_language' must be >= 1 for every language, got {empty}; "
+                             "leave a language out to keep all its rows.")
 
 
 def field_types() -> dict[str, tuple[type, object]]:

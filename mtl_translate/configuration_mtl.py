@@ -30,6 +30,7 @@ class MTLConfig(PretrainedConfig):
     decoder_dropout: float = 0.1
     max_target_positions: int = 128  # longest target, in tokens, EOS included
     label_smoothing: float = 0.1
+    protect_placeholders: bool = False  # translate masks %s, --help, paths... and restores them (placeholders.py)
     # how languages share the encoder (sharing.py)
     sharing: str = "hard"  # hard | soft | partial | cross_stitch | adapters (sharing/)
     soft_sharing_weight: float = 0.01  # soft: weight of the L2 penalty between encoder copies

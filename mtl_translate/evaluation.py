@@ -8,6 +8,8 @@ import sacrebleu
 from accelerate.utils import gather_object
 from sacrebleu.tokenizers import tokenizer_spm
 
+from .placeholders import mask, mask_target
+
 # Languages written without spaces between words need their own word segmentation (sacrebleu's choice for WMT).
 # Keys are primary subtags, ISO 639-1 and 639-3 (FLORES/NLLB codes such as zho_Hans, jpn_Jpan).
 LANGUAGE_TOKENIZERS = {"zh": "zh", "zho": "zh", "cmn": "zh", "yue": "zh",
@@ -85,7 +87,8 @@ def score_translations(hypotheses: Mapping[str, Sequence[str]], references: Mapp
     return summarize(results)
 
 
-PER_LANGUAGE = ("bleu", "chrf", "n", "signatures")  # the keys of a results dict that map language -> value
+# the keys of a results dict that map language -> value
+PER_LANGUAGE = ("bleu", "chrf", "n", "signatures", "placeholder_accuracy", "placeholder_n")
 
 
 def summarize(results: dict) -> dict:
@@ -127,15 +130,42 @@ def evaluate_translator(translator, rows: Sequence[Mapping], source_lang: str, l
             predictions = gather_object(predict(shard))
     refs = {lang: [row[lang] for row in rows if row.get(lang)] for lang in langs}
     hyps = {lang: [p[lang] for p, row in zip(predictions, rows) if row.get(lang)] for lang in langs}
-    return score_translations(hyps, refs, bleu_tokenize)
+    sources = {lang: [row[source_lang] for row in rows if row.get(lang)] for lang in langs}
+    return {**score_translations(hyps, refs, bleu_tokenize), **placeholder_accuracy(sources, hyps)}
+
+
+def placeholder_accuracy(sources: Mapping[str, Sequence[str]], hypotheses: Mapping[str, Sequence[str]]) -> dict:
+    """{lang: sources}, {lang: outputs} -> `placeholder_accuracy` {lang: % of outputs that keep every protected span
+    of their source (placeholders.py), as often as the source has it} over the `placeholder_n` {lang: outputs whose
+    source has one}. Measured on the final text: it also shows how often a model trained without protection
+    copies them."""
+    accuracy, n = {}, {}
+    for lang, hyps in hypotheses.items():
+        kept = [mask_target(hyp, spans)[1] == 0 for source, hyp in zip(sources[lang], hyps)
+                if (spans := mask(source)[1])]
+        n[lang] = len(kept)
+        if kept:
+            accuracy[lang] = round(100 * sum(kept) / len(kept), 2)
+    return {"placeholder_accuracy": accuracy, "placeholder_n": n}
 
 
 def format_results(results: dict) -> str:
-    """A plain-text table for the terminal, then the BLEU signature (one line per distinct one, with its languages)."""
-    lines = [f"{'lang':<8}{'BLEU':>8}{'chrF':>8}{'rows':>8}"]
-    for lang in results["bleu"]:
-        lines.append(f"{lang:<8}{results['bleu'][lang]:>8.2f}{results['chrf'][lang]:>8.2f}{results['n'][lang]:>8}")
-    lines.append(f"{'mean':<8}{results['mean_bleu']:>8.2f}{results['mean_chrf']:>8.2f}{sum(results['n'].values()):>8}")
+    """A plain-text table for the terminal, then the BLEU signature (one line per distinct one, with its languages).
+
+    Results of `evaluate_translator` add two columns: placeholder accuracy (plh%) and the outputs it counts."""
+    kept, checked = results.get("placeholder_accuracy", {}), results.get("placeholder_n")
+
+    def row(name: str, bleu: float, chrf: float, n: int, accuracy: float | None, n_checked: int) -> str:
+        plh = f"{'-' if accuracy is None else f'{accuracy:.2f}':>8}{n_checked:>8}" if checked else ""
+        return f"{name:<8}{bleu:>8.2f}{chrf:>8.2f}{n:>8}{plh}"
+
+    lines = [f"{'lang':<8}{'BLEU':>8}{'chrF':>8}{'rows':>8}" + (f"{'plh%':>8}{'plh n':>8}" if checked else "")]
+    lines += [row(lang, results["bleu"][lang], results["chrf"][lang], results["n"][lang], kept.get(lang),
+                  (checked or {}).get(lang, 0)) for lang in results["bleu"]]
+    lines.append(row("mean", results["mean_bleu"], results["mean_chrf"], sum(results["n"].values()),
+                     sum(kept.values()) / len(kept) if kept else None, sum((checked or {}).values())))
+    if checked:
+        lines.append("plh%: outputs keeping every placeholder, option, path and number of their source (of plh n)")
     groups = signature_groups(results["signatures"])
     lines += [f"BLEU signature{'' if len(groups) == 1 else ' (' + ', '.join(langs) + ')'}: {signature}"
               for signature, langs in groups.items()]

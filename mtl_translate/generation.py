@@ -1,9 +1,11 @@
 """Greedy and beam-search decoding for one decoder head (or `StackedHeads`: all heads as one), from encoder states
-computed once for all heads."""
+computed once for all heads. With a `Pieces` table the output is always valid text (`Utf8Guard`)."""
+
+from dataclasses import dataclass
 
 import torch
 
-SETTINGS = ("num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size")  # what `decode` takes
+SETTINGS = ("num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size", "repetition_penalty")  # decode's
 
 
 def check_generation_settings(settings: dict) -> None:
@@ -16,6 +18,80 @@ def check_generation_settings(settings: dict) -> None:
         value = settings[name]
         if isinstance(value, bool) or not isinstance(value, int) or value < low:
             raise ValueError(f"{name} must be an integer >= {low}, got {value!r}.")
+    penalty = settings["repetition_penalty"]
+    if isinstance(penalty, bool) or not isinstance(penalty, (int, float)) or not penalty > 0:
+        raise ValueError(f"repetition_penalty must be a number > 0 (1.0: none), got {penalty!r}.")
+
+
+def utf8_automaton() -> torch.Tensor:
+    """UTF-8 as a state machine: (8, 256) the state after each byte, -1 where the byte is invalid there. States: 0
+    between characters; 1-3 that many continuation bytes (80-BF) to come; 4-7 right after the leads E0, ED, F0, F4,
+    whose next byte has a narrower range (no overlong form, no surrogate, nothing above U+10FFFF). C0, C1 and
+    F5-FF are valid nowhere."""
+    after = torch.full((8, 256), -1, dtype=torch.int8)
+    after[0, :0x80] = 0
+    after[0, 0xC2:0xE0], after[0, 0xE1:0xF0], after[0, 0xF1:0xF4] = 1, 2, 3
+    after[0, 0xE0], after[0, 0xED], after[0, 0xF0], after[0, 0xF4] = 4, 5, 6, 7
+    after[1, 0x80:0xC0], after[2, 0x80:0xC0], after[3, 0x80:0xC0] = 0, 1, 2
+    after[4, 0xA0:0xC0], after[5, 0x80:0xA0], after[6, 0x90:0xC0], after[7, 0x80:0x90] = 1, 1, 2, 2
+    return after
+
+
+def byte_piece_offset(sp_model) -> int | None:
+    """The id of `<0x00>` in a SentencePiece model with byte fallback (`<0x00>`..`<0xFF>` follow it, as SentencePiece
+    lays them out); None without byte pieces. Saved as `generation_config.byte_piece_offsets[lang]`."""
+    offset = sp_model.piece_to_id("<0x00>")
+    if not sp_model.is_byte(offset):
+        return None
+    if any(sp_model.id_to_piece(offset + b) != f"<0x{b:02X}>" for b in range(256)):
+        raise ValueError(f"the tokenizer's byte pieces <0x00>..<0xFF> are not consecutive ids from {offset}; "
+                         f"train it with TargetTokenizer.train (SentencePiece byte_fallback).")
+    return offset
+
+
+@dataclass(frozen=True)
+class Pieces:
+    """What decoding must know of each language's pieces to keep its output valid text: `after` (L, 8, V), for
+    each language, UTF-8 state (`utf8_automaton`) and piece, the state after that piece, -1 where it may not come
+    next. Byte pieces follow the automaton; every other piece may only come between characters; the `never` ids
+    (pad, bos, unk) never. The rows of a search are language-major (L blocks of equal size, as `StackedHeads` lays
+    them out; L = 1 for one head)."""
+
+    after: torch.Tensor
+
+    @classmethod
+    def build(cls, offsets: list[int | None], never, width: int, device) -> "Pieces":
+        """One table per language from its byte-piece offset (`byte_piece_offset`), `width` pieces wide."""
+        after = torch.full((len(offsets), 8, width), -1, dtype=torch.int8)
+        after[:, 0] = 0
+        for table, offset in zip(after, offsets):
+            if offset is not None:
+                table[:, offset : offset + 256] = utf8_automaton()
+        after[:, :, list(never)] = -1
+        return cls(after.to(device))
+
+
+class Utf8Guard:
+    """The UTF-8 state of each row of a search; `mask` sets -inf on every piece that may not come next. So the bytes
+    of an output always decode: no stray continuation byte, no EOS or other piece inside a character (one still
+    open at `max_new_tokens` is dropped by the tokenizer), and no pad, bos or unk anywhere."""
+
+    def __init__(self, pieces: Pieces, rows: int):
+        self.after = pieces.after  # (L, 8, V)
+        device = self.after.device
+        self.lang = torch.arange(rows, device=device) // (rows // self.after.shape[0])  # (R,) language of each row
+        self.state = torch.zeros(rows, dtype=torch.long, device=device)  # (R,)
+
+    def mask(self, logits: torch.Tensor) -> torch.Tensor:
+        """logits: (R, V) -> (R, V) with -inf where a piece may not come next."""
+        return logits.masked_fill(self.after[self.lang, self.state] < 0, float("-inf"))
+
+    def step(self, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """tokens: (R,) the pieces just chosen; rows: (R,) the row each one extends (beam search reorders). A masked
+        piece comes only where nothing else could (a finished row's padding): its row starts over between characters."""
+        if rows is not None:
+            self.state = self.state[rows]
+        self.state = self.after[self.lang, self.state, tokens].long().clamp(min=0)
 
 
 def expand_kv(cross_kv, n: int):
@@ -40,20 +116,37 @@ def ban_repeated_ngrams(logits: torch.Tensor, seqs: torch.Tensor, n: int) -> tor
     return logits.masked_fill(hits > 0, float("-inf"))
 
 
+def penalize_repeats(logits: torch.Tensor, seqs: torch.Tensor, penalty: float) -> torch.Tensor:
+    """HF's `repetition_penalty`: the logit of every token already in its row is divided by `penalty` where
+    positive, multiplied where negative. logits: (B, V); seqs: (B, t) the tokens generated so far."""
+    if penalty == 1.0 or seqs.shape[1] == 0:
+        return logits
+    seen = logits.gather(1, seqs)  # (B, t)
+    return logits.scatter(1, seqs, torch.where(seen > 0, seen / penalty, seen * penalty))
+
+
 @torch.no_grad()
 def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int,
-                  no_repeat_ngram_size: int = 0) -> torch.Tensor:
+                  no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0,
+                  pieces: Pieces | None = None) -> torch.Tensor:
     """Returns (B, T) token ids, EOS included, padded with `pad`; stops as soon as every sentence has ended."""
     batch = cross_mask.shape[0]
     tokens = torch.full((batch, 1), bos, dtype=torch.long, device=cross_mask.device)
     caches = [[] for _ in head.layers]
     done = torch.zeros(batch, dtype=torch.bool, device=cross_mask.device)
+    guard = Utf8Guard(pieces, batch) if pieces is not None else None
     out = []
     for step in range(max_new_tokens):
         logits = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1]  # (B, V)
-        if no_repeat_ngram_size and out:
-            logits = ban_repeated_ngrams(logits, torch.cat(out, dim=1), no_repeat_ngram_size)
+        if out:
+            seqs = torch.cat(out, dim=1)  # (B, step)
+            logits = ban_repeated_ngrams(penalize_repeats(logits, seqs, repetition_penalty), seqs,
+                                         no_repeat_ngram_size)
+        if guard is not None:
+            logits = guard.mask(logits)
         tokens = logits.argmax(dim=-1).masked_fill(done, pad)[:, None]  # (B, 1)
+        if guard is not None:
+            guard.step(tokens[:, 0])
         out.append(tokens)
         done |= tokens[:, 0] == eos
         if done.all():
@@ -64,7 +157,8 @@ def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, m
 @torch.no_grad()
 def beam_search(
     head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int, num_beams: int,
-    length_penalty: float = 1.0, no_repeat_ngram_size: int = 0,
+    length_penalty: float = 1.0, no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0,
+    pieces: Pieces | None = None,
 ) -> torch.Tensor:
     """Beam search with a KV cache. Hypotheses are ranked by sum of log-probs / length ** length_penalty.
 
@@ -80,13 +174,17 @@ def beam_search(
     caches = [[] for _ in head.layers]
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]  # best first, at most K
     done = [False] * batch
+    guard = Utf8Guard(pieces, batch * k) if pieces is not None else None
 
     def add(b: int, score: float, hyp: list[int]) -> None:
         finished[b] = sorted([*finished[b], (score / max(1, len(hyp)) ** length_penalty, hyp)], reverse=True)[:k]
 
     for step in range(max_new_tokens):
-        logp = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1].float().log_softmax(-1)
-        logp = ban_repeated_ngrams(logp, seqs, no_repeat_ngram_size)  # (B*K, V)
+        logits = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1].float()  # (B*K, V)
+        logp = ban_repeated_ngrams(penalize_repeats(logits, seqs, repetition_penalty).log_softmax(-1), seqs,
+                                   no_repeat_ngram_size)
+        if guard is not None:
+            logp = guard.mask(logp)
         vocab = logp.shape[-1]
         cand = (scores.view(-1, 1) + logp).view(batch, k * vocab)
         top_scores, top_idx = cand.topk(2 * k, dim=1)  # (B, 2K): at most K of them end in EOS
@@ -100,6 +198,8 @@ def beam_search(
         tokens = tok.gather(1, keep).view(-1, 1)
         scores = top_scores.gather(1, keep)  # (B, K), best first
         seqs = torch.cat([seqs[rows], tokens], dim=1)
+        if guard is not None:
+            guard.step(tokens[:, 0], rows)
         for t in (t for cache in caches for t in cache):  # (rows, H, positions or more, D/H) keys and values
             t[:, :, : step + 1] = t[:, :, : step + 1].index_select(0, rows)  # in place: spare room is not copied
         best_live = (scores[:, 0] / (step + 1) ** length_penalty).tolist()
@@ -113,10 +213,12 @@ def beam_search(
     return pad_sequences([f[0][1] for f in finished], pad).to(device)
 
 
-def decode(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, num_beams: int, max_new_tokens: int,
-           length_penalty: float, no_repeat_ngram_size: int) -> torch.Tensor:
-    """Greedy search for one beam, beam search for more; `generation_settings` gives the last four arguments."""
-    ids = dict(bos=bos, eos=eos, pad=pad, max_new_tokens=max_new_tokens, no_repeat_ngram_size=no_repeat_ngram_size)
+def decode(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, pieces: Pieces | None, num_beams: int,
+           max_new_tokens: int, length_penalty: float, no_repeat_ngram_size: int,
+           repetition_penalty: float) -> torch.Tensor:
+    """Greedy search for one beam, beam search for more; `generation_settings` gives the last five arguments."""
+    ids = dict(bos=bos, eos=eos, pad=pad, pieces=pieces, max_new_tokens=max_new_tokens,
+               no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
     if num_beams > 1:
         return beam_search(head, cross_kv, cross_mask, num_beams=num_beams, length_penalty=length_penalty, **ids)
     return greedy_search(head, cross_kv, cross_mask, **ids)

@@ -12,7 +12,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_mtl import MTLConfig
 from .decoder import DecoderHead
-from .generation import check_generation_settings, decode
+from .generation import Pieces, byte_piece_offset, check_generation_settings, decode
 from .losses import LossWeighting, build_loss_weighting
 from .sharing import build_sharing
 from .stacked import stacked_heads, trim
@@ -26,11 +26,13 @@ def encoder_class(config):
 @dataclass
 class MTLOutput(ModelOutput):
     """`loss`: weighted sum over the languages present in the batch (plus the soft-sharing penalty);
-    `language_losses`: unweighted, per language; `sharing_penalty`: unweighted soft-sharing penalty."""
+    `language_losses`: unweighted, per language; `sharing_penalty`: unweighted soft-sharing penalty;
+    `encoder_states` (only when asked, see `forward`): {lang: (B_lang, S, E) the states its head read}."""
 
     loss: torch.Tensor | None = None
     language_losses: dict[str, torch.Tensor] | None = None
     sharing_penalty: torch.Tensor | None = None
+    encoder_states: dict[str, torch.Tensor] | None = None
 
 
 class MTLPreTrainedModel(PreTrainedModel):
@@ -146,11 +148,13 @@ class MTLTranslationModel(MTLPreTrainedModel):
             logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, label_smoothing=cfg.label_smoothing
         )
 
-    def forward(self, input_ids, attention_mask=None, labels: dict[str, torch.Tensor] | None = None) -> MTLOutput:
+    def forward(self, input_ids, attention_mask=None, labels: dict[str, torch.Tensor] | None = None,
+                output_encoder_states: bool = False) -> MTLOutput:
         """input_ids: (B, S); labels: {lang: (B, T)} with -100 on padding and on whole rows whose target is missing.
 
         A language runs only on its rows that have a target; a language with none in the batch does not run at all,
-        so a missing target contributes neither loss nor gradient.
+        so a missing target contributes neither loss nor gradient. `output_encoder_states`: return the states each
+        head read, to take a language's loss gradient with respect to them (conflict.py).
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -166,7 +170,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
         penalty = self.sharing_mode.penalty(self) if loss is not None else None
         if penalty is not None:
             loss = loss + self.sharing_mode.penalty_weight * penalty
-        return MTLOutput(loss=loss, language_losses=losses, sharing_penalty=penalty)
+        return MTLOutput(loss=loss, language_losses=losses, sharing_penalty=penalty,
+                         encoder_states=memory if output_encoder_states else None)
 
     def check_languages(self, langs) -> list[str]:
         """`langs` as a list (None: every language of the model); an unknown one is an error naming the known."""
@@ -183,7 +188,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
         override beyond it is an error naming the limit, never a silent cap. Bad values raise here, once per call."""
         gc, limit = self.generation_config, self.config.max_target_positions
         settings = {"num_beams": gc.num_beams, "max_new_tokens": gc.max_new_tokens, "length_penalty": gc.length_penalty,
-                    "no_repeat_ngram_size": gc.no_repeat_ngram_size or 0}
+                    "no_repeat_ngram_size": gc.no_repeat_ngram_size or 0,
+                    "repetition_penalty": gc.repetition_penalty or 1.0}
         settings.update((getattr(gc, "per_language", None) or {}).get(lang, {}))
         settings["max_new_tokens"] = min(settings["max_new_tokens"], limit)
         overrides = {k: v for k, v in overrides.items() if v is not None}
@@ -194,6 +200,21 @@ class MTLTranslationModel(MTLPreTrainedModel):
         settings.update(overrides)
         check_generation_settings(settings)
         return settings
+
+    def record_byte_pieces(self, tokenizers) -> None:
+        """Where each language's byte-fallback pieces are, from its target tokenizer ({lang: TargetTokenizer}), kept
+        in `generation_config.byte_piece_offsets` (saved with the model): `generate` then only ever emits complete,
+        valid UTF-8 byte sequences, also when the model is loaded and called without its tokenizers."""
+        self.generation_config.byte_piece_offsets = {lang: byte_piece_offset(tok.sp_model)
+                                                     for lang, tok in tokenizers.items()}
+
+    def pieces(self, langs: list[str]) -> Pieces:
+        """The piece tables of `langs` for decoding (`Pieces`), as wide as their largest vocabulary. A model never
+        given its tokenizers (`record_byte_pieces`) knows no byte pieces: only pad, bos and unk are masked then."""
+        cfg, offsets = self.config, getattr(self.generation_config, "byte_piece_offsets", None) or {}
+        never = (cfg.target_pad_token_id, cfg.target_bos_token_id, cfg.target_unk_token_id)
+        return Pieces.build([offsets.get(lang) for lang in langs], never,
+                            max(cfg.target_vocab_sizes[lang] for lang in langs), self.device)
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, langs=None, rows=None, stacked: bool | None = None,
@@ -230,10 +251,12 @@ class MTLTranslationModel(MTLPreTrainedModel):
         for group in groups:
             heads = stacked_heads(self, group)
             cross_mask = attention_mask[:, None, None, :].bool().repeat(len(group), 1, 1, 1)  # (N*B, 1, 1, S)
-            every_row = decode(heads, heads.cross_kv(memory[group[0]]), cross_mask, **ids, **settings[group[0]])
+            every_row = decode(heads, heads.cross_kv(memory[group[0]]), cross_mask, pieces=self.pieces(group), **ids,
+                               **settings[group[0]])
             out.update((lang, trim(x[keep[lang]], ids["eos"])) for lang, x in zip(group, every_row.chunk(len(group))))
         for lang in langs:
             if lang not in together:
                 head, cross_mask = self.decoders[lang], attention_mask[keep[lang]][:, None, None, :].bool()
-                out[lang] = decode(head, head.cross_kv(memory[lang]), cross_mask, **ids, **settings[lang])
+                out[lang] = decode(head, head.cross_kv(memory[lang]), cross_mask, pieces=self.pieces([lang]), **ids,
+                                   **settings[lang])
         return {lang: out[lang] for lang in langs}

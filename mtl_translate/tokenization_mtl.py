@@ -17,6 +17,7 @@ from transformers import AutoTokenizer
 from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
 
 from .configuration_mtl import MTLConfig
+from .placeholders import MASK_TOKENS
 
 SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}  # ids 0..3
 
@@ -41,9 +42,37 @@ class TargetTokenizer(SentencePieceBackend):
         return [ids[: max_length - 1] + [self.eos_token_id] for ids in self.sp_model.encode(texts)]
 
     def decode_batch(self, ids: list[list[int]]) -> list[str]:
-        """Decode generated ids, cutting each at its first EOS and dropping padding."""
+        """Decode generated ids, cutting each at its first EOS and dropping padding.
+
+        Never returns U+FFFD: SentencePiece decodes each byte of an incomplete or invalid byte-piece sequence (ids
+        built by hand, an output cut at `max_new_tokens`) as one U+FFFD, so where one appears, the sequence is decoded
+        again without those byte pieces (`valid_bytes`), and a U+FFFD piece of the vocabulary is dropped too."""
         cut = [seq[: seq.index(self.eos_token_id)] if self.eos_token_id in seq else seq for seq in ids]
-        return self.sp_model.decode([[i for i in seq if i > self.eos_token_id] for seq in cut])
+        seqs = [[i for i in seq if i > self.eos_token_id] for seq in cut]
+        return [text if "\ufffd" not in text else self.sp_model.decode(self.valid_bytes(seq)).replace("\ufffd", "")
+                for seq, text in zip(seqs, self.sp_model.decode(seqs))]
+
+    def valid_bytes(self, seq: list[int]) -> list[int]:
+        """`seq` without the byte pieces that form no complete, valid UTF-8 character (at most 4 bytes each)."""
+        def valid_utf8(data: bytes) -> bool:
+            try:
+                data.decode("utf-8")
+            except UnicodeDecodeError:
+                return False
+            return True
+
+        keep, run = [], []  # run: (id, byte) of the byte pieces since the last other piece
+        for i in [*seq, None]:
+            if i is not None and self.sp_model.is_byte(i):
+                run.append((i, int(self.sp_model.id_to_piece(i)[1:-1], 16)))
+                continue
+            while run:
+                size = next((n for n in range(1, 5) if valid_utf8(bytes(b for _, b in run[:n]))), 0)
+                keep += [j for j, _ in run[:size]]
+                run = run[size or 1 :]
+            if i is not None:
+                keep.append(i)
+        return keep
 
     @classmethod
     def train(cls, texts: Iterable[str], vocab_size: int, save_directory: str, lang: str = "target",
@@ -51,8 +80,11 @@ class TargetTokenizer(SentencePieceBackend):
         """Train a unigram SentencePiece model on one language's training targets (byte fallback for unseen text).
 
         SentencePiece's own failures (no text, a vocabulary too small for the characters) become errors naming
-        `lang` and what to change."""
+        `lang` and what to change. Texts masked by placeholders.py make every mask token one piece: the decoder
+        emits `⟨3⟩` whole, never a part of it."""
         texts = list(texts)
+        if any(token in text for text in texts if "⟨" in text for token in MASK_TOKENS):
+            spm_kwargs = {"user_defined_symbols": list(MASK_TOKENS), **spm_kwargs}
         if not any(text.strip() for text in texts):
             raise ValueError(f"{lang}: no non-empty training text to train its tokenizer on ({len(texts)} texts); "
                              f"check that the training split has targets for {lang!r}.")

@@ -18,13 +18,16 @@ from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast, set_seed
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
+from datasets import Dataset
 from transformers import AutoTokenizer, get_scheduler
 
 from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
                             complete_checkpoints, injected_delay, remove_unfinished_saves, replace_folder_contents,
                             resolve_checkpoint, save_checkpoint)
 from .configs import Recipe
-from .data.balancing import RowSampler, language_shares, target_mask, temperature_row_weights
+from .conflict import conflict_keys, gradient_conflict
+from .data.balancing import (RowSampler, language_shares, limit_rows_per_language, target_mask,
+                             temperature_row_weights)
 from .data.collator import MultiTargetCollator
 from .data.gettext import build_gettext_corpus, corpus_is_complete
 from .data.loading import language_coverage, load_multitarget_dataset, sample_rows
@@ -34,6 +37,7 @@ from .hub import push_to_hub, save_model_card
 from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
+from .placeholders import mask_rows, unknown_mask_tokens
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
 from .translate import Translator
 
@@ -61,9 +65,17 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
                                        dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
         for name in wanted
     }
+    splits[data.train_split] = limit_rows_per_language(splits[data.train_split], data.max_rows_per_language, langs,
+                                                       recipe.training.seed)
     train = splits[data.train_split].shuffle(seed=recipe.training.seed)
     if data.max_train_samples:
         train = train.select(range(min(data.max_train_samples, len(train))))
+    if data.protect_placeholders:  # evaluation rows stay raw: the Translator masks and restores by itself
+        rows, protected, missing = mask_rows(train["translation"], data.source_lang)
+        train = Dataset.from_dict({"translation": rows}, features=train.features)
+        accelerator.print(f"placeholders: {protected} of {len(rows)} training rows have protected spans; targets "
+                          f"lacking one of their source's spans (kept): "
+                          f"{', '.join(f'{lang} {n}' for lang, n in missing.items())}")
     evals = {name: sample_rows(splits[name], data.max_test_samples if name == data.test_split
                                else data.max_eval_samples, recipe.training.seed) for name in wanted[1:]}
     accelerator.print(f"train rows: {len(train)}, target coverage: {language_coverage(train, langs)}")
@@ -131,8 +143,16 @@ def load_init_model(recipe: Recipe) -> Translator | None:
 
 def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, encoder_name: str,
                 init: Translator | None = None) -> MTLTranslationModel:
-    m = recipe.model
+    m, protect = recipe.model, recipe.data.protect_placeholders
+    unknown = unknown_mask_tokens(tokenizer.source) if protect else []
+    if unknown:
+        raise ValueError(f"protect_placeholders: the tokenizer of {encoder_name!r} reads the mask tokens {unknown} "
+                         "as unknown, so their indices would be lost; set protect_placeholders: false.")
     if init is not None:
+        if getattr(init.model.config, "protect_placeholders", False) != protect:
+            raise ValueError(f"init_model {m.init_model} was trained with protect_placeholders="
+                             f"{not protect}, this recipe has {protect}: one model masks placeholders in all its "
+                             f"languages or in none; set protect_placeholders: {str(not protect).lower()}.")
         return continue_model(recipe, init.model, tokenizer)
     try:
         model = MTLTranslationModel.from_encoder(
@@ -150,6 +170,7 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
         raise ValueError(f"encoder_name_or_path={encoder_name!r} could not be loaded: {err}. Give a local folder with "
                          "config.json and weights, or a Hub model id (needs the network or the HF cache).") from None
     model.config.encoder_name_or_path = encoder_name
+    model.config.protect_placeholders = protect  # the Translator masks and restores (placeholders.py)
     model.config.encoder._name_or_path = encoder_name  # not the local copy a package ships (no local paths saved)
     return prepare_model(recipe, model)
 
@@ -170,6 +191,7 @@ def prepare_model(recipe: Recipe, model: MTLTranslationModel) -> MTLTranslationM
     model.generation_config.max_new_tokens = t.eval_max_new_tokens
     model.generation_config.num_beams = t.num_beams
     model.generation_config.no_repeat_ngram_size = t.no_repeat_ngram_size
+    model.generation_config.repetition_penalty = t.repetition_penalty
     model.freeze_encoder(m.trainable_encoder_layers)
     if t.train_languages:
         train_only(model, t.train_languages)
@@ -329,11 +351,16 @@ class Trainer:
                                f"{state['bad_steps_in_a_row']} steps in a row (max_bad_steps={t.max_bad_steps}); "
                                f"{last}. Lower learning_rate, check the data, or use mixed_precision: no.")
 
+    def logs_at(self, step: int) -> bool:
+        return step % self.recipe.training.logging_steps == 0 or step == 1
+
     def log(self, step: int, progress) -> None:
         """Means over the accumulated micro-batches of every process (one all-reduce), as one process with the
         global batch would log them."""
         acc, window = self.accelerator, self.state["log_window"]
         keys = ["loss", *self.recipe.data.target_langs, "sharing_penalty"]
+        if self.recipe.training.log_gradient_conflict:
+            keys += conflict_keys(self.recipe.data.target_langs)
         sums = torch.tensor([[sum(w.get(k, 0.0) for w in window), sum(k in w for w in window)] for k in keys],
                             dtype=torch.float64, device=acc.device)  # (K, 2) sum and count per key
         sums = acc.reduce(sums, "sum").tolist()
@@ -357,14 +384,16 @@ class Trainer:
         batches = acc.skip_first_batches(self.loader, done_in_epoch * t.gradient_accumulation_steps) \
             if done_in_epoch else self.loader
         for batch in batches:
+            measure = t.log_gradient_conflict and self.logs_at(self.state["step"] + 1)  # measured before backward
             with acc.accumulate(self.model):
-                out = self.model(**batch)
+                out = self.model(**batch, output_encoder_states=measure)
+                conflict = gradient_conflict(out, batch["labels"], self.recipe.data.target_langs) if measure else {}
                 acc.backward(out.loss)
                 good = self.optimizer_step()
             losses = {"loss": out.loss, **out.language_losses}
             if out.sharing_penalty is not None:
                 losses["sharing_penalty"] = out.sharing_penalty
-            self.state["log_window"].append({k: v.item() for k, v in losses.items()})
+            self.state["log_window"].append({**{k: v.item() for k, v in losses.items()}, **conflict})
             if not acc.sync_gradients:
                 continue
             self.state["step"] += 1
@@ -372,7 +401,7 @@ class Trainer:
             progress.update(1)
             injected_delay("STEP")
             self.count_bad_step(good)
-            if step % t.logging_steps == 0 or step == 1:
+            if self.logs_at(step):
                 self.log(step, progress)
             out_of_time = self.out_of_time(deadline)
             last = step >= t.max_steps or out_of_time

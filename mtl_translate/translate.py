@@ -11,6 +11,7 @@ from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from .modeling_mtl import MTLTranslationModel
+from .placeholders import mask, restore
 from .tokenization_mtl import MTLTokenizer, load_config, local_folder
 
 logger = logging.getLogger(__name__)
@@ -24,6 +25,7 @@ class Translator:
 
     def __init__(self, model: MTLTranslationModel, tokenizer: MTLTokenizer, max_source_length: int | None = None):
         self.model, self.tokenizer = model.eval(), tokenizer
+        model.record_byte_pieces(tokenizer.targets)  # decoding keeps byte pieces valid UTF-8; saved with the model
         self.max_source_length = max_source_length or getattr(model.config, "max_source_length", None) or 128
 
     @classmethod
@@ -92,19 +94,21 @@ class Translator:
         bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
         if bad is not None:
             raise ValueError(f"texts[{bad}] is {type(texts[bad]).__name__}, not a string.")
+        protect = getattr(self.model.config, "protect_placeholders", False)  # absent in models saved before it
+        masked = [mask(text) for text in texts] if protect else [(text, []) for text in texts]  # (model input, spans)
         wanted = {lang: [bool(x) for x in rows[lang]] if rows and lang in rows else None for lang in langs}
         blank = [not text.strip() for text in texts]
         out = {lang: ["" if blank[i] and (wanted[lang] is None or wanted[lang][i]) else None for i in range(len(texts))]
                for lang in langs}
         order = sorted((i for i in range(len(texts)) if not blank[i]), key=lambda i: len(texts[i]))
-        lengths = self.tokenizer.source([texts[i] for i in order], verbose=False, return_attention_mask=False,
+        lengths = self.tokenizer.source([masked[i][0] for i in order], verbose=False, return_attention_mask=False,
                                         return_token_type_ids=False)["input_ids"] if order else []  # untruncated
         truncated = sum(len(ids) > self.max_source_length for ids in lengths)
         device = self.model.device
         for start in tqdm(range(0, len(order), batch_size), disable=not show_progress, desc="translate", unit="batch"):
             idx = order[start : start + batch_size]
             enc = self.tokenizer.source(
-                [texts[i] for i in idx], padding=True, truncation=True, max_length=self.max_source_length,
+                [masked[i][0] for i in idx], padding=True, truncation=True, max_length=self.max_source_length,
                 return_tensors="pt", return_token_type_ids=False,
             ).to(device)
             keep = {lang: torch.tensor([wanted[lang][i] for i in idx]) for lang in langs if wanted[lang] is not None}
@@ -114,7 +118,7 @@ class Translator:
             for lang, ids in generated.items():
                 kept = [i for i, k in zip(idx, keep[lang].tolist()) if k] if lang in keep else idx
                 for i, text in zip(kept, self.tokenizer[lang].decode_batch(ids.tolist())):
-                    out[lang][i] = text
+                    out[lang][i] = restore(text, masked[i][1])[0] if protect else text
         return out, truncated
 
     def warn_truncated(self, truncated: int, total: int) -> None:

@@ -258,14 +258,15 @@ def test_real_system_catalogs(tmp_path):
 
 
 def test_heldout_domains_leave_every_split_and_go_to_heldout(tmp_path):
-    """A string of a held-out catalog is in no split (even when another catalog has it too), only in heldout.jsonl;
-    asking for other held-out domains makes an existing corpus incomplete (it is rebuilt)."""
+    """A string of a held-out catalog is in no split (even when another catalog has it too), only in heldout.jsonl,
+    at any length (max_source_words limits the other splits); asking for other held-out domains makes an existing corpus incomplete (it is rebuilt)."""
     root = tmp_path / "locale"
-    write_catalog(root, "de", "gui", [("Open", "Öffnen"), ("Close", "Schließen"), ("Quit", "Beenden")])
+    write_catalog(root, "de", "gui", [("Open", "Öffnen"), ("Close", "Schließen"), ("Quit", "Beenden"),
+                                      ("Quit the program now", "Das Programm jetzt beenden")])
     write_catalog(root, "de", "cli", [("Open", "Öffnen"), ("display this help and exit", "diese Hilfe anzeigen")])
     out = tmp_path / "out"
     stats = build_gettext_corpus(["de"], out, roots=[root], heldout_domains=["cli"], test_fraction=0,
-                                 validation_fraction=0)
+                                 validation_fraction=0, max_source_words=3)  # held-out strings: every length
     assert sorted(r["translation"]["en"] for r in read_split(out, "heldout")) == ["Open", "display this help and exit"]
     assert {r["domain"] for r in read_split(out, "heldout")} == {"cli"}
     assert sorted(by_source(out)) == ["Close", "Quit"]

@@ -198,7 +198,7 @@ def test_per_language_generation_config_survives_save_and_call_overrides_win(tin
     tiny_model.save_pretrained(tmp_path)
     reloaded = MTLTranslationModel.from_pretrained(tmp_path)
     assert reloaded.generation_settings("de") == {"num_beams": 4, "max_new_tokens": 9, "length_penalty": 1.0,
-                                                  "no_repeat_ngram_size": 0}
+                                                  "no_repeat_ngram_size": 0, "repetition_penalty": 1.0}
     assert reloaded.generation_settings("fr")["num_beams"] == 1
     assert reloaded.generation_settings("de", num_beams=2, max_new_tokens=None)["num_beams"] == 2
 

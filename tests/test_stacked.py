@@ -1,5 +1,7 @@
 """The translate-all fast path: every head in one stacked decode gives exactly what the heads give one by one."""
 
+import codecs
+
 import pytest
 import torch
 from transformers import BertConfig
@@ -36,7 +38,7 @@ def fit(model, steps: int = 30):
     input_ids, attention_mask = sources(12, seed=0)
     g = torch.Generator().manual_seed(1)
     labels = {}
-    for lang, vocab in VOCABS.items():
+    for lang, vocab in model.config.target_vocab_sizes.items():
         labels[lang] = torch.full((12, 12), -100)
         for i in range(12):
             n = int(torch.randint(0, 10, (), generator=g))
@@ -150,8 +152,8 @@ def test_stack_follows_weight_changes(fitted):
     assert_same(check(), before)
     norm = model.decoders["fr"].final_norm
     with torch.no_grad():
-        norm.weight.zero_(), norm.bias.zero_()  # in place: all French logits 0, token 0 wins every step
-    assert (check()["fr"] == 0).all()
+        norm.weight.zero_(), norm.bias.zero_()  # in place: all French logits 0: the first allowed token wins
+    assert (check()["fr"] == EOS).all()  # pad, unk and bos (0-2) are never generated
     norm.weight.data, norm.bias.data = (p.data.clone() for p in fitted.decoders["fr"].final_norm.parameters())
     assert_same(check(), before)
 
@@ -225,3 +227,39 @@ def test_bf16_weights_generate_in_both_paths(fitted, num_beams):
         out = model.generate(input_ids, attention_mask, stacked=stacked, num_beams=num_beams, max_new_tokens=8)
         for lang, ids in out.items():
             assert ids.shape[0] == 5 and 1 <= ids.shape[1] <= 8 and ids.max() < VOCABS[lang], (stacked, lang)
+
+
+BYTE_VOCABS, BYTE_OFFSETS = {"de": 300, "fr": 270, "es": 290}, {"de": 4, "fr": 9, "es": 4}  # <0x00> at fr's id 9
+
+
+def utf8_ok(ids: list[int], offset: int, max_new_tokens: int) -> tuple[bool, int]:
+    """Whether one output's byte pieces decode as UTF-8, each character complete before any other piece (an output
+    cut at `max_new_tokens` may end inside one) and no special token but the final EOS; and how many multi-byte
+    characters it holds."""
+    ended = EOS in ids
+    ids = ids[: ids.index(EOS)] if ended else ids
+    decoder, text = codecs.getincrementaldecoder("utf-8")(), ""
+    try:
+        for i in ids:
+            is_byte = offset <= i < offset + 256
+            text += decoder.decode(bytes([i - offset]) if is_byte else b"", final=not is_byte)
+        decoder.decode(b"", final=ended or len(ids) < max_new_tokens)
+    except UnicodeDecodeError:
+        return False, 0
+    return all(i > EOS for i in ids), sum(ord(c) > 0x7F for c in text)
+
+
+@pytest.mark.parametrize("repetition_penalty", [1.0, 1.5])
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_stacked_equals_per_language_with_byte_pieces(num_beams, repetition_penalty):
+    """The UTF-8 guard keeps one state per row, per language's byte pieces: stacked and one by one still agree,
+    beams reorder it, and every output's bytes are valid UTF-8 (the random heads pick byte pieces all the time)."""
+    torch.manual_seed(0)
+    model = fit(MTLTranslationModel(config(languages=list(BYTE_VOCABS), target_vocab_sizes=BYTE_VOCABS)))
+    model.generation_config.byte_piece_offsets = BYTE_OFFSETS
+    input_ids, attention_mask = sources(8, seed=2)
+    kwargs = dict(num_beams=num_beams, max_new_tokens=12, repetition_penalty=repetition_penalty)
+    out = model.generate(input_ids, attention_mask, stacked=True, **kwargs)
+    assert_same(out, one_by_one(model, input_ids, attention_mask, **kwargs))
+    checks = [utf8_ok(row, BYTE_OFFSETS[lang], 12) for lang, ids in out.items() for row in ids.tolist()]
+    assert all(ok for ok, _ in checks) and sum(n for _, n in checks) > 0

@@ -4,8 +4,14 @@ Language l has n_l training targets. Temperature T asks for a share of sampled (
 p_l ∝ n_l^(1/T): T=1 keeps the natural shares, T→∞ makes them uniform. A row carries several targets at once, so
 the shares are reached by sampling ROWS with weights, found by iterative proportional scaling: each round scales a
 row's weight by the mean correction p_l / share_l of the languages it holds. Every target keeps its loss weight.
+
+`limit_rows_per_language` goes the other way: it cuts a language down to N targets (`max_rows_per_language`), a
+low-resource setting taken from a full corpus.
 """
 
+import zlib
+
+import datasets
 import torch
 from torch.utils.data import Sampler
 from transformers.trainer_pt_utils import get_length_grouped_indices
@@ -39,6 +45,26 @@ def temperature_row_weights(has: torch.Tensor, temperature: float, rounds: int =
         w = w * (hasf @ correction) / per_row.clamp(min=1)
         w = w / w[per_row > 0].mean()
     return w.float()
+
+
+def limit_rows_per_language(ds: datasets.Dataset, limits: dict[str, int], langs: list[str],
+                            seed: int) -> datasets.Dataset:
+    """A low-resource setting from a full corpus: language l of `limits` ({l: N}) keeps N seeded-random targets;
+    its other rows lose that target but keep their other languages, and a row left with no target is dropped.
+
+    The draw for l is a permutation of the rows that have l, in file order, seeded by (seed, l): it does not depend
+    on the other languages, so a dataset loaded with l alone (compare's single-task run) keeps the same N rows."""
+    limits = {lang: n for lang, n in limits.items() if lang in langs}
+    if not limits:
+        return ds
+    rows = ds.select_columns(["translation"])[:]["translation"]
+    for lang, n in limits.items():
+        have = [i for i, row in enumerate(rows) if row[lang]]
+        generator = torch.Generator().manual_seed(seed * 100_003 + zlib.crc32(lang.encode()))
+        for k in torch.randperm(len(have), generator=generator)[n:].tolist():
+            rows[have[k]][lang] = None
+    kept = [row for row in rows if any(row[lang] for lang in langs)]
+    return datasets.Dataset.from_dict({"translation": kept}, features=ds.features)
 
 
 class RowSampler(Sampler):

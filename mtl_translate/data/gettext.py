@@ -24,14 +24,10 @@ from typing import Sequence
 
 import polib
 
+from ..placeholders import FORMAT_PLACEHOLDER
+
 logger = logging.getLogger(__name__)
 
-# printf (%s, %1$d, %-5.2lf, %%), python (%(name)s) and brace ({0}, {name}) placeholders.
-_PLACEHOLDER = re.compile(
-    r"%(?:\d+\$)?[-+ #0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?[diouxXeEfFgGaAcspnm%]"
-    r"|%\([^)]*\)[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]"
-    r"|\{[^{}]*\}"
-)
 _WORD_WITH_UNDERSCORE = re.compile(r"(\S*)_([^\W\d_]\S*)")
 _CJK_MNEMONIC = re.compile(r"\s*\(_[^\W\d_]\)")  # "開く(_O)"
 _MNEMONIC = re.compile(r"_(?=[^\W\d_])")
@@ -80,7 +76,7 @@ def _clean(text: str) -> str:
 
 def _teaches_nothing(text: str) -> bool:
     """Placeholders, punctuation and digits only (``%s: %s``, ``{0}``, ``...``)."""
-    return not any(c.isalpha() for c in _PLACEHOLDER.sub("", text))
+    return not any(c.isalpha() for c in FORMAT_PLACEHOLDER.sub("", text))
 
 
 def _pairs(entry) -> list[tuple[str, str]]:
@@ -165,7 +161,8 @@ def build_gettext_corpus(
     ``stats["domains"]`` counts the distinct strings each domain contributes.
 
     ``heldout_domains`` are kept out of every split: each string that occurs in one of them (whatever other
-    domains have it too) goes to ``heldout.jsonl`` only, so that scores on it measure catalogs training never saw.
+    domains have it too) goes to ``heldout.jsonl`` only, so that scores on it measure catalogs training never saw;
+    their strings are kept at every length (``max_source_words`` limits what is trained and tuned on).
     """
     langs = list(dict.fromkeys(langs))
     if source_lang in langs:
@@ -178,6 +175,7 @@ def build_gettext_corpus(
     votes: dict[str, dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(dict))
     strings_of: dict[str, set[str]] = defaultdict(set)
 
+    heldout_set = {normalise_domain(d) for d in heldout_domains}
     for lang in langs:
         catalogs = sorted({c for root in roots for c in _catalogs(root, lang)})
         if not catalogs:
@@ -195,7 +193,8 @@ def build_gettext_corpus(
                         source, target = strip_mnemonic(source), strip_mnemonic(target)
                     if not source or not target or _teaches_nothing(source):
                         continue
-                    if max_source_words is not None and len(source.split()) > max_source_words:
+                    too_long = max_source_words is not None and len(source.split()) > max_source_words
+                    if too_long and domain not in heldout_set:  # held-out catalogs are scored at every length
                         continue
                     vote = votes[source][lang].setdefault(target, [0, domain])
                     vote[0] += 1
@@ -208,7 +207,6 @@ def build_gettext_corpus(
             f"(max_source_words={max_source_words}); check the languages and --roots"
         )
 
-    heldout_set = {normalise_domain(d) for d in heldout_domains}
     unknown = sorted(heldout_set - strings_of.keys())
     if unknown:
         raise ValueError(f"unknown held-out domain(s) {unknown} for {langs}; available: {', '.join(sorted(strings_of))}")

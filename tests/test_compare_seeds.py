@@ -1,0 +1,160 @@
+"""`compare --seeds`: mean ± std over seeds with paired deltas; `max_rows_per_language`: a low-resource language."""
+
+import json
+from pathlib import Path
+
+import pytest
+import yaml
+from safetensors.torch import load_file
+
+from mtl_translate import compare, train
+from mtl_translate.cli import main
+from mtl_translate.compare import run_comparison
+from mtl_translate.configs import load_recipe
+from mtl_translate.data.balancing import limit_rows_per_language
+from mtl_translate.data.loading import language_coverage, load_multitarget_dataset
+
+from .conftest import tiny_recipe
+
+# BLEU per seed of each run (chrF = BLEU + 20): de gains 2 ± 1, fr loses 1 ± 1 (in 2 of 3 seeds).
+BLEU = {1: {"single-de": 10, "single-fr": 20, "mtl": {"de": 12, "fr": 18}},
+        2: {"single-de": 12, "single-fr": 22, "mtl": {"de": 13, "fr": 21}},
+        3: {"single-de": 14, "single-fr": 21, "mtl": {"de": 17, "fr": 21}}}
+
+
+@pytest.fixture
+def fake_training(tmp_path, monkeypatch):
+    """`train.run` writes a finished run; scoring returns the BLEU above for the run's seed folder and name."""
+    trained = []
+
+    def fake_run(recipe):
+        out = Path(recipe.training.output_dir)
+        trained.append((out.parent.name, out.name, recipe.training.seed))
+        out.mkdir(parents=True, exist_ok=True)
+        recipe.save(out / "recipe.yaml")
+        (out / "eval_results.json").write_text("{}")
+
+    def fake_scores(folder, rows, source, **kwargs):
+        seed, name = int(Path(folder).parent.name.removeprefix("seed_")), Path(folder).name
+        bleu = BLEU[seed][name] if name == "mtl" else {name.removeprefix("single-"): BLEU[seed][name]}
+        return {"bleu": bleu, "chrf": {lang: b + 20 for lang, b in bleu.items()}, "n": {lang: 10 for lang in bleu},
+                "signature": "nrefs:1|sig"}
+
+    monkeypatch.setattr(train, "run", fake_run)
+    monkeypatch.setattr(compare, "comparison_rows", lambda recipe: [])
+    monkeypatch.setattr(compare.Translator, "from_pretrained", lambda path: path)
+    monkeypatch.setattr(compare, "evaluate_translator", fake_scores)
+    recipe = {"target_langs": ["de", "fr"], "output_dir": str(tmp_path / "cmp"), "seed": 42}
+    (tmp_path / "config.yaml").write_text(yaml.safe_dump(recipe))
+    return trained
+
+
+def test_seeds_table_has_means_stds_and_paired_deltas(tmp_path, fake_training, capsys):
+    main(["compare", str(tmp_path / "config.yaml"), "--seeds", "1,2,3"])
+    printed = capsys.readouterr().out
+    names = ("mtl", "single-de", "single-fr")
+    assert sorted(fake_training) == [(f"seed_{s}", name, s) for s in (1, 2, 3) for name in names]
+    assert "# Multi-task vs single-task, 3 seeds (1, 2, 3)" in printed
+    assert "| lang | rows | single BLEU | mtl BLEU | Δ mtl BLEU | single chrF | mtl chrF | Δ mtl chrF |" in printed
+    assert ("| de | 10 | 12.00 ± 2.00 | 14.00 ± 2.65 | +2.00 ± 1.00 | 32.00 ± 2.00 | 34.00 ± 2.65 | +2.00 ± 1.00 |"
+            in printed)
+    assert ("| fr | 10 | 21.00 ± 1.00 | 20.00 ± 1.73 | -1.00 ± 1.00 | 41.00 ± 1.00 | 40.00 ± 1.73 | -1.00 ± 1.00 |"
+            in printed)
+    assert "| mean | 20 | 16.50 ± 1.32 | 17.00 ± 2.00 | +0.50 ± 0.87 |" in printed  # means of the per-seed means
+    assert "Negative transfer (mean Δ BLEU below 0) for: fr (-1.00 ± 1.00, below in 2 of 3 seeds)." in printed
+    root = tmp_path / "cmp"
+    report = json.loads((root / "comparison.json").read_text())
+    assert report["seeds"] == [1, 2, 3] and [r["lang"] for r in report["table"]] == ["de", "fr", "mean"]
+    de, fr = report["table"][:2]
+    assert de["delta"]["mtl"]["bleu"] == {"mean": 2.0, "std": 1.0, "per_seed": [2.0, 1.0, 3.0]}
+    assert fr["mtl"]["chrf"] == {"mean": 40.0, "std": 1.73, "per_seed": [38.0, 41.0, 41.0]}
+    assert set(report["train_seconds"]) == {"1", "2", "3"}
+    seed_2 = json.loads((root / "seed_2" / "comparison.json").read_text())  # each seed's own report
+    assert seed_2["scores"]["mtl"]["bleu"] == {"de": 13, "fr": 21}
+    assert (root / "comparison.png").read_bytes()[:4] == b"\x89PNG"
+    fake_training.clear()
+    main(["compare", str(tmp_path / "config.yaml"), "--seeds", "1,2,3"])
+    assert fake_training == []  # finished runs of each seed are reused
+
+
+def test_without_seeds_the_runs_and_the_table_are_as_before(tmp_path, fake_training, capsys, monkeypatch):
+    monkeypatch.setattr(compare, "evaluate_translator", lambda folder, *a, **k: {
+        "bleu": {"de": 10.0, "fr": 20.0}, "chrf": {"de": 30.0, "fr": 40.0}, "n": {"de": 10, "fr": 10},
+        "signature": "nrefs:1|sig"})
+    main(["compare", str(tmp_path / "config.yaml")])
+    assert sorted(fake_training) == [("cmp", name, 42) for name in ("mtl", "single-de", "single-fr")]
+    assert "| de | 10 | 10.00 | 10.00 (+0.00) | 30.00 | 30.00 (+0.00) |" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("seeds, message", [
+    ("1", "seeds [1]: give at least 2 different seeds (a std needs two), e.g. --seeds 1,2,3"),
+    ("1,1", "seeds [1, 1]: give at least 2 different seeds"),
+    ("1,x", "argument --seeds: must be integers separated by commas, e.g. 1,2,3; got '1,x'"),
+])
+def test_bad_seeds_are_a_one_line_error(tmp_path, fake_training, capsys, seeds, message):
+    with pytest.raises(SystemExit) as stop:
+        main(["compare", str(tmp_path / "config.yaml"), "--seeds", seeds])
+    assert message in f"{stop.value.code}{capsys.readouterr().err}"
+    assert fake_training == []
+
+
+def multitarget_file(path: Path) -> Path:
+    """40 rows: de on rows 0-29, fr on rows 10-39, es on every 4th row; rows 30-39 have fr (and es) only."""
+    with open(path, "w") as f:
+        for i in range(40):
+            row = {"en": f"s{i}", "de": f"d{i}" if i < 30 else None, "fr": f"f{i}" if i >= 10 else None,
+                   "es": f"e{i}" if i % 4 == 0 else None}
+            f.write(json.dumps({"translation": row}) + "\n")
+    return path
+
+
+def sources(ds, lang: str) -> set[str]:
+    return {row["en"] for row in ds["translation"] if row[lang]}
+
+
+def test_max_rows_per_language_keeps_n_targets_and_the_other_languages(tmp_path):
+    path = multitarget_file(tmp_path / "train.jsonl")
+    full = load_multitarget_dataset(str(path), "en", ["de", "fr", "es"], split="train")
+    limited = limit_rows_per_language(full, {"fr": 5}, ["de", "fr", "es"], seed=1)
+    assert language_coverage(limited, ["de", "fr", "es"]) == {"de": 30, "fr": 5, "es": 10}
+    assert sources(limited, "de") == sources(full, "de") and sources(limited, "es") == sources(full, "es")
+    assert sources(limited, "fr") < sources(full, "fr")
+    kept = sources(limited, "de") | sources(limited, "fr") | sources(limited, "es")
+    assert {row["en"] for row in limited["translation"]} == kept and len(limited) == len(kept)  # no empty row
+    assert len(limited) < len(full)  # rows 30-39 without es lost their only target, unless drawn
+    assert sources(limit_rows_per_language(full, {"fr": 5}, ["de", "fr", "es"], seed=1), "fr") == sources(limited, "fr")
+    assert sources(limit_rows_per_language(full, {"fr": 5}, ["de", "fr", "es"], seed=2), "fr") != sources(limited, "fr")
+    alone = load_multitarget_dataset(str(path), "en", ["fr"], split="train")  # compare's single-task fr run
+    assert sources(limit_rows_per_language(alone, {"fr": 5}, ["fr"], seed=1), "fr") == sources(limited, "fr")
+    assert limit_rows_per_language(full, {"fr": 40}, ["de", "fr", "es"], seed=1)["translation"] == full["translation"]
+
+
+@pytest.mark.parametrize("value, message", [
+    ("{xx: 5}", "recipe key 'max_rows_per_language' names ['xx'], not in target_langs"),
+    ("{fr: 0}", "recipe key 'max_rows_per_language' must be >= 1 for every language, got {'fr': 0}"),
+])
+def test_max_rows_per_language_is_checked(value, message):
+    with pytest.raises(ValueError, match=message.replace("[", r"\[").replace("]", r"\]")):
+        load_recipe(None, ["--target_langs", "de,fr", "--max_rows_per_language", value])
+
+
+def test_two_seeds_of_real_training_with_a_low_resource_language(corpus_dir, tiny_encoder_dir, tmp_path, capsys):
+    root = tmp_path / "cmp"
+    recipe = load_recipe(None, base=tiny_recipe(corpus_dir, tiny_encoder_dir, root, target_langs=["de", "fr"],
+                                                max_steps=2, validation_split=None, max_rows_per_language={"fr": 5}))
+    report = run_comparison(recipe, seeds=[1, 2])
+    printed = capsys.readouterr().out
+    for seed in (1, 2):
+        for name in ("mtl", "single-de", "single-fr"):
+            saved = yaml.safe_load((root / f"seed_{seed}" / name / "recipe.yaml").read_text())
+            assert saved["seed"] == seed and saved["output_dir"] == str(root / f"seed_{seed}" / name)
+        assert yaml.safe_load((root / f"seed_{seed}" / "single-fr" / "recipe.yaml").read_text())[
+            "max_rows_per_language"] == {"fr": 5}
+        assert yaml.safe_load((root / f"seed_{seed}" / "single-de" / "recipe.yaml").read_text())[
+            "max_rows_per_language"] == {}
+    assert printed.count("target coverage: {'de': 15, 'fr': 5}") == 2  # the multi-task run of each seed
+    assert printed.count("target coverage: {'fr': 5}") == 2  # the single-task fr run sees the same 5 rows
+    one, two = (load_file(root / f"seed_{s}" / "mtl" / "model.safetensors") for s in (1, 2))
+    assert any(not one[k].equal(two[k]) for k in one)
+    assert report["seeds"] == [1, 2] and [r["lang"] for r in report["table"]] == ["de", "fr", "mean"]
+    assert "# Multi-task vs single-task, 2 seeds (1, 2)" in (root / "comparison.md").read_text()

@@ -1,0 +1,43 @@
+"""Long inputs are split into pieces that fit the model and joined back with their own separators."""
+
+from mtl_translate.segmentation import join_pieces, split_text
+
+HELP = ("Usage: grep [OPTION]... PATTERNS [FILE]...\n"
+        "Search for PATTERNS in each FILE.\n"
+        "  -E, --extended-regexp     PATTERNS are extended regular expressions\n"
+        "  -i, --ignore-case         ignore case distinctions in patterns and data\n\n")
+
+
+def words_fit(n):
+    return lambda text: len(text.split()) <= n
+
+
+def test_a_text_that_fits_is_one_piece():
+    assert split_text("Open the file. Then close it.", words_fit(10)) == (["Open the file. Then close it."], ["", ""])
+
+
+def test_lines_keep_their_indentation_and_breaks():
+    pieces, glue = split_text(HELP, words_fit(100))
+    assert pieces == ["Usage: grep [OPTION]... PATTERNS [FILE]...", "Search for PATTERNS in each FILE.",
+                      "-E, --extended-regexp     PATTERNS are extended regular expressions",
+                      "-i, --ignore-case         ignore case distinctions in patterns and data"]
+    assert glue == ["", "\n", "\n  ", "\n  ", "\n\n"]
+    assert join_pieces(pieces, glue) == HELP
+    assert join_pieces([p.upper() for p in pieces], glue) == HELP.upper().replace("\n  -E", "\n  -E")
+
+
+def test_a_long_line_is_cut_at_sentences_and_option_items_then_merged_while_it_fits():
+    collapsed = ("-a, --all do not ignore entries starting with . -A, --almost-all do not list implied . and .. "
+                 "--author with -l, print the author of each file. Sort entries alphabetically if none is given.")
+    pieces, glue = split_text(collapsed, words_fit(12))
+    assert pieces[0] == "-a, --all do not ignore entries starting with ."  # an option item is never cut after "-a,"
+    assert pieces[1].startswith("-A, --almost-all") and pieces[-1] == "Sort entries alphabetically if none is given."
+    assert all(len(p.split()) <= 12 for p in pieces) and len(pieces) == 4
+    assert join_pieces(pieces, glue) == collapsed
+
+
+def test_a_piece_without_break_points_stays_whole_and_blank_text_has_no_pieces():
+    long_word_run = "word " * 30
+    assert split_text(long_word_run.strip(), words_fit(5))[0] == [long_word_run.strip()]
+    assert split_text(" \n \n", words_fit(5)) == ([], [" \n \n"])
+    assert join_pieces([], [" \n \n"]) == " \n \n"
