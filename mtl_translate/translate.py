@@ -12,6 +12,7 @@ from tqdm.auto import tqdm
 
 from .modeling_mtl import MTLTranslationModel
 from .placeholders import mask, restore
+from .segmentation import join_pieces, split_text
 from .tokenization_mtl import MTLTokenizer, load_config, local_folder
 
 logger = logging.getLogger(__name__)
@@ -89,11 +90,50 @@ class Translator:
         return out
 
     def translate_counting(self, texts, langs, *, batch_size, rows, show_progress, **generation) -> tuple[dict, int]:
-        """`translate`, plus how many texts were truncated (the caller warns, once per call or per stream)."""
+        """`translate`, plus how many texts were truncated (the caller warns, once per call or per stream).
+
+        A text with several lines, or longer than `max_source_length`, is translated piece by piece
+        (segmentation.py): each line keeps its indentation and line break, and a long line is cut at sentence ends
+        and option items; only a piece that cannot be cut further is truncated."""
         langs = self.check_request(langs, batch_size, generation)
         bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
         if bad is not None:
             raise ValueError(f"texts[{bad}] is {type(texts[bad]).__name__}, not a string.")
+        split = [None if not text.strip() or self.fits_as_is(text) else split_text(text, self.fits) for text in texts]
+        if not any(split):
+            return self.translate_pieces(texts, langs, batch_size, rows, show_progress, generation)
+        groups = [parts[0] if parts else [text] for text, parts in zip(texts, split)]  # each text's pieces
+        owner = [i for i, group in enumerate(groups) for _ in group]
+        pieces = [piece for group in groups for piece in group]
+        piece_rows = {lang: [rows[lang][i] for i in owner] for lang in rows} if rows else None
+        done, truncated = self.translate_pieces(pieces, langs, batch_size, piece_rows, show_progress, generation)
+        starts = [0]
+        for group in groups:
+            starts.append(starts[-1] + len(group))
+        out = {lang: [] for lang in langs}
+        for lang in langs:
+            for i, parts in enumerate(split):
+                got = done[lang][starts[i] : starts[i + 1]]
+                if parts is None:
+                    out[lang].append(got[0])
+                else:
+                    out[lang].append(None if None in got else join_pieces(got, parts[1]))
+        return out, truncated
+
+    def fits_as_is(self, text: str) -> bool:
+        """One line, no surrounding blanks, short enough: translated whole. Up to `max_source_length` - 2
+        characters no token count is needed (a token spans a character at least; 2 special tokens)."""
+        if "\n" in text or text != text.strip():
+            return False
+        return len(text) + 2 <= self.max_source_length or self.fits(text)
+
+    def fits(self, piece: str) -> bool:
+        if getattr(self.model.config, "protect_placeholders", False):
+            piece = mask(piece)[0]
+        return len(self.tokenizer.source(piece, verbose=False)["input_ids"]) <= self.max_source_length
+
+    def translate_pieces(self, texts, langs, batch_size, rows, show_progress, generation) -> tuple[dict, int]:
+        """Texts that fit (or cannot be cut) -> {lang: [translation or None]}, and how many were truncated."""
         protect = getattr(self.model.config, "protect_placeholders", False)  # absent in models saved before it
         masked = [mask(text) for text in texts] if protect else [(text, []) for text in texts]  # (model input, spans)
         wanted = {lang: [bool(x) for x in rows[lang]] if rows and lang in rows else None for lang in langs}

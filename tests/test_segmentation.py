@@ -41,3 +41,22 @@ def test_a_piece_without_break_points_stays_whole_and_blank_text_has_no_pieces()
     assert split_text(long_word_run.strip(), words_fit(5))[0] == [long_word_run.strip()]
     assert split_text(" \n \n", words_fit(5)) == ([], [" \n \n"])
     assert join_pieces([], [" \n \n"]) == " \n \n"
+
+
+def test_translator_translates_each_line_and_each_long_sentence_on_its_own(tiny_model, tokenizer):
+    """A --help block: every line is translated as its own input and keeps its indentation and line break; a line
+    longer than max_source_length is cut at its sentences instead of truncated (no truncation warning)."""
+    from mtl_translate.translate import Translator
+
+    translator = Translator(tiny_model, tokenizer, max_source_length=12)
+    alone = translator.translate(["Open file", "Close window", "Save the file now.", "Delete the old file."],
+                                 max_new_tokens=5)
+    long_line = "Save the file now. Delete the old file."
+    assert not translator.fits(long_line) and translator.fits("Save the file now.")
+    got = translator.translate(["Open file\n  Close window\n", long_line, "Open file", "  "], ["de", "fr"],
+                               rows={"fr": [True, True, False, True]}, max_new_tokens=5)
+    for lang in ("de", "fr"):
+        assert got[lang][0] == f"{alone[lang][0]}\n  {alone[lang][1]}\n"
+        assert got[lang][1] == f"{alone[lang][2]} {alone[lang][3]}"
+        assert got[lang][3] == ""
+    assert got["de"][2] == alone["de"][0] and got["fr"][2] is None  # rows still pick texts
