@@ -1,5 +1,5 @@
-"""`mtl-translate {train,compare,evaluate,translate,add-language,remove-language,build-data,push}`: thin wrappers
-over the package."""
+"""`mtl-translate {train,compare,evaluate,translate,translate-po,info,add-language,remove-language,build-data,push}`:
+thin wrappers over the package."""
 
 import argparse
 import json
@@ -32,6 +32,24 @@ def int_at_least(low: int):
             raise argparse.ArgumentTypeError(f"must be >= {low}, got {value}")
         return value
     return parse
+
+
+def column_mapping(text: str) -> dict[str, str]:
+    """An argparse type: `en=english,de=german` or a JSON object -> {lang or "translation": column}, as the recipe's
+    `column_mapping`."""
+    if text.lstrip().startswith("{"):
+        try:
+            mapping = json.loads(text)
+        except json.JSONDecodeError as err:
+            raise argparse.ArgumentTypeError(f"is not valid JSON ({err}); got {text!r}") from None
+        if isinstance(mapping, dict) and all(isinstance(v, str) for v in mapping.values()):
+            return mapping
+    else:
+        pairs = [item.split("=", 1) for item in comma_list(text)]
+        if pairs and all(len(pair) == 2 and pair[0].strip() and pair[1].strip() for pair in pairs):
+            return {lang.strip(): column.strip() for lang, column in pairs}
+    raise argparse.ArgumentTypeError(f"must be LANG=COLUMN pairs separated by commas (e.g. en=english,de=german) or "
+                                     f"a JSON object of column names; got {text!r}")
 
 
 def positive_float(text: str) -> float:
@@ -75,19 +93,36 @@ def load_translator(args):
 
 
 def cmd_evaluate(args, _) -> None:
+    """Translates the rows with `--model`, or scores the translations of `--hypotheses` (no weights are loaded then:
+    `--model`, when given, only supplies the source language)."""
     from .data.loading import load_multitarget_dataset, sample_rows
-    from .evaluation import evaluate_translator, format_results
+    from .evaluation import evaluate_translator, format_results, match_hypotheses, read_hypotheses, score_predictions
+    from .tokenization_mtl import load_config
 
-    translator = load_translator(args)
-    source = translator.model.config.source_lang
-    langs = translator.check_languages(args.langs)
-    rows = load_multitarget_dataset(args.data, source, langs, split=args.split, dataset_config=args.dataset_config)
+    if not args.model and not args.hypotheses:
+        raise ValueError("pass --model (to translate the rows) or --hypotheses FILE (to score translations made "
+                         "before).")
+    records = read_hypotheses(args.hypotheses) if args.hypotheses else None
+    translator = None if records else load_translator(args)
+    config = translator.model.config if translator else load_config(args.model) if args.model else None
+    source = args.source_lang or (config.source_lang if config else None)
+    if source is None:
+        raise ValueError("--hypotheses without --model needs --source-lang (the language of the rows' sources).")
+    langs = translator.check_languages(args.langs) if translator else args.langs or [
+        lang for lang in records[0][1] if lang != "source"]
+    rows = load_multitarget_dataset(args.data, source, langs, split=args.split, dataset_config=args.dataset_config,
+                                    column_mapping=args.column_mapping)
     rows = sample_rows(rows, args.max_samples, args.seed)  # the same seeded sample as training's test evaluation
     bleu_tokenize = None if args.bleu_tokenize == "auto" else args.bleu_tokenize
-    results = evaluate_translator(translator, rows, source, langs, batch_size=args.batch_size, show_progress=True,
-                                  bleu_tokenize=bleu_tokenize, num_beams=args.num_beams,
-                                  no_repeat_ngram_size=args.no_repeat_ngram_size,
-                                  repetition_penalty=args.repetition_penalty)
+    if records:
+        predictions = match_hypotheses(args.hypotheses, records, rows, source, langs)
+        results = score_predictions(rows, predictions, source, langs, bleu_tokenize)
+    else:
+        results = evaluate_translator(translator, rows, source, langs, batch_size=args.batch_size, show_progress=True,
+                                      bleu_tokenize=bleu_tokenize, num_beams=args.num_beams,
+                                      max_new_tokens=args.max_new_tokens,
+                                      no_repeat_ngram_size=args.no_repeat_ngram_size,
+                                      repetition_penalty=args.repetition_penalty)
     results.update(split=args.split, dataset=args.data)
     print(format_results(results))
     if args.output:
@@ -110,6 +145,23 @@ def cmd_translate(args, _) -> None:
         sink = open(args.output, "w", encoding="utf-8") if args.output else sys.stdout
         with sink:
             write_jsonl(records, sink)
+
+
+def cmd_translate_po(args, _) -> None:
+    from .localization import format_report, read_catalog, translate_po
+
+    template = read_catalog(args.template, "template")  # a wrong path fails before the model loads
+    report = translate_po(template, load_translator(args), args.langs, args.out_dir, model_name=args.model,
+                          batch_size=args.batch_size, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
+                          no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty)
+    print(format_report(report))
+
+
+def cmd_info(args, _) -> None:
+    from .info import format_info, model_info
+
+    info = model_info(args.model)
+    print(json.dumps(info, indent=2, ensure_ascii=False) if args.json else format_info(info))
 
 
 def cmd_add_language(args, extra: list[str]) -> None:
@@ -159,7 +211,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("evaluate", help="BLEU, chrF and placeholder accuracy per language on a dataset split")
-    p.add_argument("--model", required=True, help="trained model folder or Hub repo id")
+    p.add_argument("--model", default=None, help="trained model folder or Hub repo id (not needed with --hypotheses)")
+    p.add_argument("--hypotheses", default=None,
+                   help="score these translations instead of running the model: `translate` output (JSON lines "
+                        "with \"source\") or one {lang: text} object per row of the sample, in order")
+    p.add_argument("--source-lang", default=None, help="default: the model's source language")
+    p.add_argument("--column-mapping", type=column_mapping, default=None,
+                   help="LANG=COLUMN,... or a JSON object, as the recipe's column_mapping (e.g. en=english,de=german)")
     p.add_argument("--data", required=True, help="local file/folder or Hub dataset id")
     p.add_argument("--split", default="test")
     p.add_argument("--dataset-config", default=None)
@@ -179,11 +237,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
     p.add_argument("--input", default=None, help="default: stdin")
     p.add_argument("--output", default=None, help="default: stdout")
-    p.add_argument("--max-new-tokens", type=int_at_least(1), default=None,
-                   help="at most the model's max_target_positions; default: the generation config")
     p.set_defaults(func=cmd_translate)
-    for name in ("evaluate", "translate"):
+
+    p = sub.add_parser("translate-po", help="fill the untranslated entries of <out-dir>/<lang>.po from a .pot "
+                                            "template (machine translations marked fuzzy; existing ones kept)")
+    p.add_argument("template", help="the .pot (or a .po whose msgids to translate)")
+    p.add_argument("--model", required=True)
+    p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
+    p.add_argument("--out-dir", default="po", help="holds <lang>.po, written or updated (default: po)")
+    p.set_defaults(func=cmd_translate_po)
+    for name in ("evaluate", "translate", "translate-po"):
         p = sub.choices[name]
+        p.add_argument("--max-new-tokens", type=int_at_least(1), default=None,
+                       help="at most the model's max_target_positions; default: the generation config")
         p.add_argument("--batch-size", type=int_at_least(1), default=32)
         p.add_argument("--num-beams", type=int_at_least(1), default=None, help="default: the model's generation config")
         p.add_argument("--no-repeat-ngram-size", type=int_at_least(0), default=None,
@@ -194,6 +260,12 @@ def build_parser() -> argparse.ArgumentParser:
         p.add_argument("--device", default=None, help="default: cuda if available, else cpu")
         p.add_argument("--quantize", choices=["none", "int8"], default="none",
                        help="int8: dynamic int8 quantization of the decoder heads, for CPU inference")
+
+    p = sub.add_parser("info", help="languages, sizes, sharing mode, generation settings, recipe and scores of a "
+                                    "model folder")
+    p.add_argument("--model", required=True, help="a model folder")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+    p.set_defaults(func=cmd_info)
 
     p = sub.add_parser("build-data", help="build a multi-target corpus")
     kinds = p.add_subparsers(dest="kind", required=True)

@@ -1,5 +1,6 @@
 """Per-language sacrebleu BLEU and chrF over the rows where that language's reference exists."""
 
+import json
 import os
 import re
 from collections.abc import Mapping, Sequence
@@ -128,10 +129,60 @@ def evaluate_translator(translator, rows: Sequence[Mapping], source_lang: str, l
     else:
         with accelerator.split_between_processes(rows) as shard:
             predictions = gather_object(predict(shard))
+    return score_predictions(rows, predictions, source_lang, langs, bleu_tokenize)
+
+
+def score_predictions(rows: Sequence[Mapping], predictions: Sequence[Mapping], source_lang: str, langs: Sequence[str],
+                      bleu_tokenize: str | None = None) -> dict:
+    """Rows (`translation` dicts) and one {lang: hypothesis} per row -> scores and placeholder accuracy per
+    language, each on the rows that have its reference."""
     refs = {lang: [row[lang] for row in rows if row.get(lang)] for lang in langs}
     hyps = {lang: [p[lang] for p, row in zip(predictions, rows) if row.get(lang)] for lang in langs}
     sources = {lang: [row[source_lang] for row in rows if row.get(lang)] for lang in langs}
     return {**score_translations(hyps, refs, bleu_tokenize), **placeholder_accuracy(sources, hyps)}
+
+
+def read_hypotheses(path: str) -> list[tuple[int, dict]]:
+    """(line number, {lang: hypothesis, ...}) of each line of a JSON-lines file, e.g. `mtl-translate translate`'s
+    output ({"source": ..., lang: ...}) or one {lang: ...} per row."""
+    records = []
+    with open(path, encoding="utf-8") as f:
+        for number, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as err:
+                raise ValueError(f"{path}: line {number} is not JSON ({err}).") from None
+            if not isinstance(record, dict):
+                raise ValueError(f"{path}: line {number} is {type(record).__name__}, not an object {{lang: text}}.")
+            records.append((number, record))
+    if not records:
+        raise ValueError(f"{path} holds no hypotheses (one JSON object per line).")
+    return records
+
+
+def match_hypotheses(path: str, records: Sequence[tuple[int, dict]], rows: Sequence[Mapping], source_lang: str,
+                     langs: Sequence[str]) -> list[dict]:
+    """One {lang: hypothesis} per row. Records with a "source" are matched to the rows by source text (any order,
+    extra lines allowed); others must be the rows in order (the same seeded sample: same --max-samples and --seed).
+    Every language of `langs` is needed where its row has a reference."""
+    if any("source" in record for _, record in records):
+        by_source = {record.get("source"): (number, record) for number, record in records}
+        missing = next((i for i, row in enumerate(rows) if row[source_lang] not in by_source), None)
+        if missing is not None:
+            raise ValueError(f"{path} has no line whose \"source\" is {rows[missing][source_lang]!r}, a row being "
+                             f"scored: translate every source of those rows (same --max-samples and --seed).")
+        records = [by_source[row[source_lang]] for row in rows]
+    elif len(records) != len(rows):
+        raise ValueError(f"{path} has {len(records)} hypotheses for {len(rows)} rows; without a \"source\" field the "
+                         f"lines must be the rows in order (the same --max-samples and --seed as when translated).")
+    for (number, record), row in zip(records, rows):
+        bad = next((lang for lang in langs if row.get(lang) and not isinstance(record.get(lang), str)), None)
+        if bad:
+            raise ValueError(f"{path}: line {number} has no {bad!r} hypothesis (a string) for the row "
+                             f"{row[source_lang]!r}, which has a {bad!r} reference.")
+    return [{lang: record.get(lang) for lang in langs} for _, record in records]
 
 
 def placeholder_accuracy(sources: Mapping[str, Sequence[str]], hypotheses: Mapping[str, Sequence[str]]) -> dict:
