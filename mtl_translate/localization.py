@@ -22,6 +22,7 @@ import polib
 
 from .data.gettext import is_mnemonic_label
 from .placeholders import FORMAT_PLACEHOLDER, SPAN, restore
+from .segmentation import EDGES
 
 # Standard gettext Plural-Forms of the languages we ship (as in the GNU gettext manual and the languages' teams).
 _EAST_SLAVIC = "nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);"
@@ -45,7 +46,6 @@ _QT_MNEMONIC = re.compile(r"(?<!&)&(?=[^\W\d_])(?![A-Za-z]\w*;)")
 _GTK_MNEMONIC = re.compile(r"_(?=[^\W\d_])")
 _NPLURALS = re.compile(r"nplurals\s*=\s*(\d+)")
 _PLURAL = re.compile(r"plural\s*=\s*([^;]+)")
-_EDGES = re.compile(r"^(\s*)(.*?)(\s*)$", re.S)
 _PRINTF_ARGUMENT = re.compile(r"%(?:(\d+)\$)?([-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?"
                               r"[diouxXeEfFgGaAcspn])")
 
@@ -63,7 +63,7 @@ class Source:
 
 def prepare(msgid: str) -> Source:
     """Everything of a msgid that must come out unchanged is taken out of the model's hands first."""
-    lead, body, trail = _EDGES.match(msgid).groups()
+    lead, body, trail = EDGES.match(msgid).groups()
     mnemonic = None
     qt = "_" not in body and len(_QT_MNEMONIC.findall(body)) == 1 and is_mnemonic_label(_QT_MNEMONIC.sub("_", body))
     marker = "_" if is_mnemonic_label(body) else "&" if qt else None  # Qt's rules as GTK's: not in AT&T, R&D

@@ -11,7 +11,7 @@ import re
 from collections.abc import Callable
 
 _LINE = re.compile(r"(\r?\n)")
-_INDENT = re.compile(r"^(\s*)(.*?)(\s*)$", re.S)
+EDGES = re.compile(r"^(\s*)(.*?)(\s*)$", re.S)  # (leading blanks, text, trailing blanks)
 # After sentence punctuation, or before an option item ("-a, --all", "--size=SIZE", "-n NUM"): a break point.
 _BREAK = re.compile(r"(?<=[.!?;:])\s+(?=\S)|(?<!,)\s+(?=--?[A-Za-z][\w-]*(?:[,=\[]|\s))")
 
@@ -26,7 +26,7 @@ def split_text(text: str, fits: Callable[[str], bool]) -> tuple[list[str], list[
         if i % 2:  # a line break
             glue[-1] += part
             continue
-        lead, body, trail = _INDENT.match(part).groups()
+        lead, body, trail = EDGES.match(part).groups()
         glue[-1] += lead
         if body:
             for j, piece in enumerate(split_line(body, fits)):

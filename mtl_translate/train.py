@@ -16,9 +16,9 @@ import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast, set_seed
+from datasets import Dataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from datasets import Dataset
 from transformers import AutoTokenizer, get_scheduler
 
 from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
