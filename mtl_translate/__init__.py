@@ -9,6 +9,7 @@ from .translate import Translator
 
 AutoConfig.register(MTLConfig.model_type, MTLConfig, exist_ok=True)
 AutoModel.register(MTLConfig, MTLTranslationModel, exist_ok=True)
+from . import pipelines  # noqa: E402  registers pipeline("multi-target-translation"): needs the Auto classes above
 
 __all__ = ["MTLConfig", "MTLTokenizer", "MTLTranslationModel", "Translator"]
 __version__ = "0.1.0"
