@@ -241,7 +241,7 @@ def test_half_built_corpus_is_incomplete_and_rebuilt(root, tmp_path):
 def test_build_refuses_to_replace_a_folder_with_other_files(root, tmp_path):
     (tmp_path / "mine").mkdir()
     (tmp_path / "mine" / "notes.txt").write_text("keep")
-    with pytest.raises(ValueError, match=r"holds files that are not a gettext corpus \(notes\.txt\).*new or empty"):
+    with pytest.raises(ValueError, match=r"holds files that are not corpus files \(notes\.txt\).*new or empty"):
         build(root, tmp_path / "mine")
     assert (tmp_path / "mine" / "notes.txt").read_text() == "keep"
 

@@ -293,7 +293,7 @@ def _check_replaceable(out: Path) -> None:
         others = sorted(p.name for p in out.iterdir() if p.name not in (*CORPUS_FILES, HELDOUT_FILE))
         if others:
             raise ValueError(
-                f"{out} exists and holds files that are not a gettext corpus ({', '.join(others[:5])}); "
+                f"{out} exists and holds files that are not corpus files ({', '.join(others[:5])}); "
                 "building would replace the folder: pass a new or empty folder"
             )
     elif out.exists():

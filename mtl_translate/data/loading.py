@@ -28,6 +28,7 @@ logger = logging.getLogger(__name__)
 
 BUILDERS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".tsv": "csv", ".parquet": "parquet"}
 SUFFIXES = "/".join(BUILDERS)
+METADATA_FILES = {"stats.json"}  # what `build-data` writes next to the splits: not a split
 
 
 def load_multitarget_dataset(
@@ -115,7 +116,7 @@ def _split_files(directory: str) -> dict[str, str]:
     for entry in sorted(os.listdir(directory)):
         stem, ext = os.path.splitext(entry)
         full = os.path.join(directory, entry)
-        if ext.lower() not in BUILDERS or entry.startswith(".") or not os.path.isfile(full):
+        if ext.lower() not in BUILDERS or entry.startswith(".") or entry in METADATA_FILES or not os.path.isfile(full):
             continue
         if stem in files:
             raise ValueError(f"{directory}: two files for split {stem!r} ({files[stem]}, {full}); keep one")
