@@ -1,5 +1,5 @@
-"""`mtl-translate {train,compare,evaluate,translate,translate-po,info,add-language,remove-language,build-data,push}`:
-thin wrappers over the package."""
+"""`mtl-translate {train,compare,evaluate,translate,translate-po,info,add-language,remove-language,build-data,push,
+demo}`: thin wrappers over the package."""
 
 import argparse
 import json
@@ -11,6 +11,15 @@ from .checkpointing import TrainingError
 
 def comma_list(text: str) -> list[str]:
     return [item.strip() for item in text.split(",") if item.strip()]
+
+
+def name_map(text: str) -> dict[str, str | None]:
+    """An argparse type: `de,fr=fra_Latn` -> {"de": None, "fr": "fra_Latn"} (None: the command's default name)."""
+    pairs = [[part.strip() for part in item.split("=", 1)] for item in comma_list(text)]
+    if not pairs or not all(all(pair) for pair in pairs):
+        raise argparse.ArgumentTypeError(f"must be CODE or CODE=NAME items separated by commas (e.g. "
+                                         f"de=deu_Latn,fr=fra_Latn); got {text!r}")
+    return {pair[0]: pair[1] if len(pair) == 2 else None for pair in pairs}
 
 
 def int_list(text: str) -> list[int]:
@@ -186,10 +195,34 @@ def cmd_build_data(args, _) -> None:
                      ensure_ascii=False))
 
 
+def cmd_build_hub(args, _) -> None:
+    from .data.hub_corpus import build_hub_corpus
+
+    if len(args.source) != 1:
+        raise ValueError(f"--source takes one language (CODE or CODE=NAME), got {', '.join(args.source)}")
+    [(source, source_name)] = args.source.items()
+    stats = build_hub_corpus(args.layout, args.dataset, source, args.langs, args.out, source_name=source_name,
+                             config=args.config, revision=args.revision, splits=args.splits,
+                             text_column=args.text_column, max_rows_per_split=args.max_rows_per_split,
+                             streaming=args.streaming)
+    print(json.dumps({k: stats[k] for k in ("rows", "coverage", "rows_joined", "train_rows_dropped_overlap")},
+                     indent=2, ensure_ascii=False))
+
+
 def cmd_push(args, _) -> None:
     from .hub import push_to_hub
 
     print(push_to_hub(args.model, args.repo_id, private=args.private, token=args.token))
+    if args.space:
+        from .demo import push_space
+
+        print(push_space(args.space, args.repo_id, token=args.token))
+
+
+def cmd_demo(args, _) -> None:
+    from .demo import launch_demo
+
+    launch_demo(args.model, port=args.port, share=args.share, server_name=args.host)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -279,6 +312,41 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--max-source-words", type=int, default=None)
     g.add_argument("--seed", type=int, default=0)
     g.set_defaults(func=cmd_build_data)
+    g = kinds.add_parser(
+        "hub", help="from Hub translation datasets (or local copies): ted_multi, FLORES-style configs, pairs",
+        formatter_class=argparse.RawDescriptionHelpFormatter, epilog="""examples:
+  # ted_multi: every language in one row (its parquet conversion is read by default); pt-br rows become "pt"
+  mtl-translate build-data hub --layout ted_multi --dataset neulab/ted_multi --source en --langs de,fr,pt=pt-br \\
+      --out data/ted
+  # FLORES: one config per language, joined by id; dev -> validation.jsonl, devtest -> test.jsonl
+  mtl-translate build-data hub --layout flores --dataset openlanguagedata/flores_plus --source en=eng_Latn \\
+      --langs de=deu_Latn,fr=fra_Latn --out data/flores
+  # English-centric pairs (configs de-en, en-fr, ...), pivot-joined on the normalised English side
+  mtl-translate build-data hub --layout pairs --dataset Helsinki-NLP/opus-100 --source en --langs de,fr,es \\
+      --out data/opus --max-rows-per-split 200000 --streaming
+A local folder works as --dataset too: <folder>/[<config>/]<split>.parquet|.jsonl or <split>/*.parquet.""")
+    g.add_argument("--layout", required=True, choices=["ted_multi", "flores", "pairs"])
+    g.add_argument("--dataset", required=True, help="Hub dataset id or local folder")
+    g.add_argument("--source", type=name_map, default={"en": None},
+                   help="source language CODE[=NAME] (default en): NAME is its code in ted_multi rows, its FLORES "
+                        "config, its key in the pairs' translation column")
+    g.add_argument("--langs", type=name_map, required=True,
+                   help="target languages CODE[=NAME],...: NAME is the ted_multi code, the FLORES config, or the "
+                        "pair config (default for pairs: the two codes sorted, de-en)")
+    g.add_argument("--out", required=True)
+    g.add_argument("--config", default=None, help="ted_multi only: the dataset config (default: its only one; a local "
+                                                  "download of the parquet conversion: plain_text)")
+    g.add_argument("--revision", default=None, help="Hub revision (default: refs/convert/parquet for ted_multi, "
+                                                    "else main)")
+    g.add_argument("--splits", type=name_map, default=None,
+                   help="OUT[=SPLIT],... output split <- dataset split (default: train,validation,test; flores: "
+                        "validation=dev,test=devtest)")
+    g.add_argument("--text-column", default=None, help="flores only: the text column (default text; facebook/flores: "
+                                                       "sentence)")
+    g.add_argument("--max-rows-per-split", type=int_at_least(1), default=None,
+                   help="read at most this many rows of each config's split (a quick sample)")
+    g.add_argument("--streaming", action="store_true", help="stream Hub datasets instead of downloading them whole")
+    g.set_defaults(func=cmd_build_hub)
 
     p = sub.add_parser("add-language", help="train a new language into a trained model, everything else frozen "
                                             "(other languages stay bit-identical); recipe keys: --key value")
@@ -299,7 +367,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--repo-id", required=True)
     p.add_argument("--private", action="store_true")
     p.add_argument("--token", default=None, help="default: HF_TOKEN or the stored login")
+    p.add_argument("--space", default=None, metavar="USER/NAME",
+                   help="also create or update this Gradio Space with the demo of the pushed model")
     p.set_defaults(func=cmd_push)
+
+    p = sub.add_parser("demo", help="a web page (Gradio) that translates a text into every language at once; "
+                                    "needs pip install \"mtl-translate[demo]\"")
+    p.add_argument("--model", required=True, help="model folder or Hub repo id")
+    p.add_argument("--port", type=int, default=7860)
+    p.add_argument("--host", default="127.0.0.1", help="0.0.0.0 serves other machines of the network too")
+    p.add_argument("--share", action="store_true", help="also a temporary public gradio.live link")
+    p.set_defaults(func=cmd_demo)
     return parser
 
 

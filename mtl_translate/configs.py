@@ -67,6 +67,10 @@ class DataArguments:
     max_test_samples: int | None = None  # test rows scored at the end (a seeded sample)
     language_temperature: float = 1.0  # row sampling so that language l gets a share ∝ n_l^(1/T); 1: natural
     protect_placeholders: bool = False  # mask %s, --help, paths, numbers... in training text (placeholders.py)
+    streaming: bool = False  # read the train split as an endless stream (data/streaming.py): a corpus larger than
+    # memory; each process reads its shard, a resume restores the stream position, max_steps ends the run
+    shuffle_buffer_size: int = 10_000  # streaming: rows are shuffled within a buffer of this many raw lines
+    tokenizer_train_rows: int = 200_000  # streaming: the target tokenizers learn from the first N train rows
 
 
 @dataclass
@@ -118,6 +122,7 @@ AT_LEAST = {
     "target_vocab_size": 261,  # 256 byte-fallback pieces + 4 special tokens + at least one character
     "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
     "trainable_encoder_layers": 0, "shared_layers": 0, "adapter_size": 1, "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
+    "shuffle_buffer_size": 1, "tokenizer_train_rows": 1,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
     "per_device_eval_batch_size": 1, "gradient_accumulation_steps": 1, "logging_steps": 1, "eval_steps": 1,
@@ -161,6 +166,13 @@ class Recipe:
         if not 0 <= values["cross_stitch_init"] <= 1:
             raise ValueError(f"recipe key 'cross_stitch_init' must be in [0, 1], got {values['cross_stitch_init']!r}.")
         self._validate_languages()
+        d = self.data
+        whole_split = {"language_temperature": d.language_temperature != 1.0, "max_rows_per_language":
+                       bool(d.max_rows_per_language), "max_train_samples": d.max_train_samples is not None}
+        if d.streaming and any(whole_split.values()):
+            raise ValueError(f"recipe key(s) {[k for k, on in whole_split.items() if on]} need streaming: false: they "
+                             "choose rows by counting the whole train split, which a stream never holds. Remove them "
+                             "(with streaming, max_steps bounds the run), or set streaming: false.")
         t = self.training
         if t.log_gradient_conflict and self.model.sharing in MODES and not MODES[self.model.sharing].one_output:
             raise ValueError(f"recipe key 'log_gradient_conflict' compares the languages' gradients at one shared "

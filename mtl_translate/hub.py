@@ -22,7 +22,7 @@ from huggingface_hub.errors import LocalTokenNotFoundError
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
 from safetensors import safe_open
 
-from .plots import plot_cross_stitch
+from .plots import PLOTS_DIR, RUN_PLOTS, plot_cross_stitch, write_run_plots
 
 logger = logging.getLogger(__name__)
 
@@ -161,6 +161,13 @@ def _cross_stitch_section(model_dir: Path, config: dict) -> list[str]:
             "\n".join(lines) + "\n"]
 
 
+def _plots_section(model_dir: Path) -> list[str]:
+    """Links to the run's plots that `save_model_card` wrote into `plots/` (they are uploaded with the card)."""
+    links = [f"![{alt}]({PLOTS_DIR}/{name})" for name, alt in RUN_PLOTS.items()
+             if (model_dir / PLOTS_DIR / name).is_file()]
+    return ["## Plots\n", "\n\n".join(links) + "\n"] if links else []
+
+
 def _eval_results(evals: dict, source: str, targets: list[str], dataset_config: str | None) -> list[EvalResult]:
     """One EvalResult per (language, metric); the language pair goes in ``metric_config``."""
     dataset = str(evals.get("dataset") or "unknown")
@@ -221,6 +228,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
         f"and `{config.get('loss_weighting', 'static')}` loss weighting. "
         f"It translates {source} → {', '.join(targets)}, encoding the source once for all targets.\n",
         _eval_section(evals, source, targets) if evals else NOT_EVALUATED,
+        *_plots_section(model_dir),
         *_cross_stitch_section(model_dir, config),
         "## Usage\n",
         usage,
@@ -231,7 +239,12 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
 
 
 def save_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -> Path:
-    """Write ``model_dir/README.md`` (what the Hub renders as the model page) and return its path."""
+    """Write the run's plots and ``model_dir/README.md`` (what the Hub renders as the model page, plots embedded);
+    return the card's path. Without matplotlib the card has no plots."""
+    try:
+        write_run_plots(model_dir)
+    except ImportError:
+        logger.info("matplotlib is not installed: the model card has no training plots")
     path = Path(model_dir) / "README.md"
     build_model_card(model_dir, repo_id).save(path)
     return path

@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGroupKwargs
 from accelerate.state import AcceleratorState
-from accelerate.utils import broadcast, set_seed
+from accelerate.utils import broadcast, send_to_device, set_seed
 from datasets import Dataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -31,6 +31,7 @@ from .data.balancing import (RowSampler, language_shares, limit_rows_per_languag
 from .data.collator import MultiTargetCollator
 from .data.gettext import build_gettext_corpus, corpus_is_complete
 from .data.loading import language_coverage, load_multitarget_dataset, sample_rows
+from .data.streaming import RowStream, StreamingRows
 from .encoders import resolve_encoder
 from .evaluation import PER_LANGUAGE, bleu_metric, evaluate_translator, format_results, summarize
 from .hub import push_to_hub, save_model_card
@@ -63,8 +64,15 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
     splits = {
         name: load_multitarget_dataset(data.dataset_name, data.source_lang, langs, split=name,
                                        dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
-        for name in wanted
+        for name in wanted if not (data.streaming and name == data.train_split)
     }
+    evals = {name: sample_rows(splits[name], data.max_test_samples if name == data.test_split
+                               else data.max_eval_samples, recipe.training.seed) for name in wanted[1:]}
+    if data.streaming:  # read while it trains (data/streaming.py); evaluation splits are small: in memory
+        train = RowStream(data.dataset_name, data.train_split, data.source_lang, langs,
+                          data.column_mapping or None, data.protect_placeholders)
+        accelerator.print(f"train rows: streamed from {train.path} (shuffle buffer {data.shuffle_buffer_size})")
+        return train, evals
     splits[data.train_split] = limit_rows_per_language(splits[data.train_split], data.max_rows_per_language, langs,
                                                        recipe.training.seed)
     train = splits[data.train_split].shuffle(seed=recipe.training.seed)
@@ -76,8 +84,6 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
         accelerator.print(f"placeholders: {protected} of {len(rows)} training rows have protected spans; targets "
                           f"lacking one of their source's spans (kept): "
                           f"{', '.join(f'{lang} {n}' for lang, n in missing.items())}")
-    evals = {name: sample_rows(splits[name], data.max_test_samples if name == data.test_split
-                               else data.max_eval_samples, recipe.training.seed) for name in wanted[1:]}
     accelerator.print(f"train rows: {len(train)}, target coverage: {language_coverage(train, langs)}")
     return train, evals
 
@@ -95,12 +101,14 @@ def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accel
                     init: Translator | None = None) -> MTLTokenizer:
     """One SentencePiece model per language, trained on its training targets; languages of the `init_model` keep
     theirs. A resumed run reuses the ones it trained, after checking they came from the same data (a fresh run
-    starts in an empty output_dir)."""
+    starts in an empty output_dir). A stream trains them on its first `tokenizer_train_rows` rows: SentencePiece holds
+    its texts in memory (and samples 2M sentences of them anyway)."""
     out, langs = recipe.training.output_dir, recipe.data.target_langs
     source = init.tokenizer.source if init else AutoTokenizer.from_pretrained(encoder_path)
     targets = {lang: init.tokenizer.targets[lang] for lang in langs if init and lang in init.tokenizer.targets}
     new = [lang for lang in langs if lang not in targets]
-    rows = train.select_columns(["translation"])[:]["translation"]
+    rows = train.head(recipe.data.tokenizer_train_rows) if recipe.data.streaming else \
+        train.select_columns(["translation"])[:]["translation"]
     texts = {lang: [row[lang] for row in rows if row[lang]] for lang in new}
     fingerprint = tokenizer_fingerprint(texts, recipe.model.target_vocab_size)
     stamp = Path(out, "tokenizers", "fingerprint.json")
@@ -228,8 +236,17 @@ def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> D
 
     The row order depends on the seed, the epoch and the global batch (per device x processes x accumulation) only,
     so N processes with batch B see the rows that one process with batch N*B (or accumulation N) sees. The loader
-    has its own seeded generator: iterators it creates on resume do not draw from the global RNG (dropout)."""
+    has its own seeded generator: iterators it creates on resume do not draw from the global RNG (dropout).
+
+    With `streaming`, the stream orders and shards its rows alike (data/streaming.py), endlessly; each batch carries
+    the stream position after it, for the checkpoint."""
     t, data = recipe.training, recipe.data
+    if data.streaming:
+        stream = StreamingRows(train, t.seed, data.shuffle_buffer_size, t.per_device_train_batch_size,
+                               accelerator.num_processes, accelerator.process_index, t.gradient_accumulation_steps,
+                               t.group_by_length)
+        return DataLoader(stream, batch_size=None, generator=torch.Generator().manual_seed(t.seed),
+                          collate_fn=lambda item: {**collator(item["rows"]), "stream_position": item["position"]})
     rows = train["translation"]
     weights = None
     if data.language_temperature != 1.0:
@@ -278,6 +295,11 @@ class Trainer:
                              "incomplete: resume from an earlier checkpoint folder (resume_from_checkpoint: "
                              "PATH) or delete this one.") from None
         self.state = json.loads(Path(path, "trainer_state.json").read_text())
+        if self.recipe.data.streaming:
+            if "stream_position" not in self.state:
+                raise ValueError(f"checkpoint {path} was written by a run without streaming; resume it with "
+                                 "streaming: false, or start a fresh run.")
+            self.loader.dataset.resume(self.state["stream_position"])
         self.accelerator.print(f"resumed from {path} at step {self.state['step']}")
 
     def validate(self) -> None:
@@ -289,7 +311,8 @@ class Trainer:
                                       bleu_tokenize=t.bleu_tokenize)
         step = self.state["step"]
         self.state["history"].append({"step": step, "validation": results})
-        acc.log({"eval/mean_bleu": results["mean_bleu"], **{f"eval/bleu_{k}": v for k, v in results["bleu"].items()}},
+        acc.log({"eval/mean_bleu": results["mean_bleu"], "eval/mean_chrf": results["mean_chrf"],
+                 **{f"eval/{metric}_{k}": v for metric in ("bleu", "chrf") for k, v in results[metric].items()}},
                 step=step)
         acc.print(f"\nstep {step} validation\n{format_results(results)}")
         if results["mean_bleu"] > self.state["best_mean_bleu"]:
@@ -375,15 +398,27 @@ class Trainer:
             progress.set_postfix(loss=f"{logs['train/loss']:.3f}")
         self.state["log_window"] = []
 
-    def train_epoch(self, progress, deadline: float | None) -> bool:
-        """Runs the rest of the current epoch; True once training is over (max_steps or max_train_minutes)."""
-        acc, t = self.accelerator, self.recipe.training
+    def epoch_batches(self):
+        """The rest of the current epoch: the batches a resumed run already trained on are skipped."""
+        t = self.recipe.training
         steps_per_epoch = math.ceil(len(self.loader) / t.gradient_accumulation_steps)
         epoch, done_in_epoch = divmod(self.state["step"], steps_per_epoch)
         self.loader.set_epoch(epoch)
-        batches = acc.skip_first_batches(self.loader, done_in_epoch * t.gradient_accumulation_steps) \
+        return self.accelerator.skip_first_batches(self.loader, done_in_epoch * t.gradient_accumulation_steps) \
             if done_in_epoch else self.loader
-        for batch in batches:
+
+    def stream_batches(self):
+        """Endless (data/streaming.py); the stream position after each batch goes into the state that the next
+        checkpoint saves. Batches are pulled one at a time, when trained on."""
+        for batch in self.loader:
+            self.state["stream_position"] = batch.pop("stream_position")
+            yield send_to_device(batch, self.accelerator.device)
+
+    def train_epoch(self, progress, deadline: float | None) -> bool:
+        """Runs the rest of the current epoch (a stream: of the run); True once training is over (max_steps or
+        max_train_minutes)."""
+        acc, t = self.accelerator, self.recipe.training
+        for batch in self.stream_batches() if self.recipe.data.streaming else self.epoch_batches():
             measure = t.log_gradient_conflict and self.logs_at(self.state["step"] + 1)  # measured before backward
             with acc.accumulate(self.model):
                 out = self.model(**batch, output_encoder_states=measure)
@@ -484,7 +519,10 @@ def train_and_test(recipe: Recipe) -> dict:
     model = build_model(recipe, tokenizer, encoder_path, recipe.model.encoder_name_or_path, init)
     optimizer, scheduler = build_optimizer(recipe, model, t.max_steps, accelerator.num_processes)
     loader = build_loader(recipe, train, collator, accelerator)
-    model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
+    if data.streaming:  # the stream shards itself: Accelerate would shard it again (or dispatch it from process 0)
+        model, optimizer, scheduler = accelerator.prepare(model, optimizer, scheduler)
+    else:
+        model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if t.report_to:
         accelerator.init_trackers("mtl-translate", config={k: str(v) for k, v in recipe.to_dict().items()})
     trainer = Trainer(recipe, accelerator, model, tokenizer, optimizer, scheduler, loader, evals)
