@@ -168,7 +168,7 @@ def build_gettext_corpus(
     if source_lang in langs:
         raise ValueError(f"source language {source_lang!r} cannot also be a target language")
     out = Path(os.path.abspath(out_dir))  # "." has no name to put a sibling next to
-    _check_replaceable(out)
+    check_replaceable(out)
     roots = [Path(r) for r in (default_roots() if roots is None else roots)]
     root_names = ", ".join(map(str, roots)) or "(none)"
     # votes[english][lang][translation] = [count, first domain]
@@ -287,7 +287,7 @@ def corpus_is_complete(path: str | os.PathLike, heldout_domains: Sequence[str] =
     return held == sorted({normalise_domain(d) for d in heldout_domains})
 
 
-def _check_replaceable(out: Path) -> None:
+def check_replaceable(out: Path) -> None:
     """Building replaces `out`: refuse when it holds anything but corpus files (a wrong --out must not delete data)."""
     if out.is_dir():
         others = sorted(p.name for p in out.iterdir() if p.name not in (*CORPUS_FILES, HELDOUT_FILE))

@@ -22,8 +22,8 @@ from pathlib import Path
 import datasets
 import pyarrow as pa
 
-from .gettext import _check_replaceable
-from .loading import _lists_to_dict, _text
+from .gettext import check_replaceable
+from .loading import checked_text, lists_to_dict
 
 logger = logging.getLogger(__name__)
 
@@ -88,10 +88,10 @@ def ted_multi_records(read: Reader, dataset: str, split: str, source: tuple[str,
     for table in read(config, split):
         codes_of = _column(table, "translations.language", where, hint)
         for codes, texts in zip(codes_of, _column(table, "translations.translation", where, hint)):
-            by_code = _lists_to_dict({"language": codes, "translation": texts}, where, None, row, "translations")
+            by_code = lists_to_dict({"language": codes, "translation": texts}, where, None, row, "translations")
             seen.update(by_code)
-            yield (_text(by_code.get(source[1]), where, None, row, f"translations[{source[1]}]"),
-                   {code: _text(by_code.get(name), where, None, row, f"translations[{name}]")
+            yield (checked_text(by_code.get(source[1]), where, None, row, f"translations[{source[1]}]"),
+                   {code: checked_text(by_code.get(name), where, None, row, f"translations[{name}]")
                     for code, name in langs.items()})
             row += 1
 
@@ -109,7 +109,7 @@ def flores_records(read: Reader, dataset: str, split: str, source: tuple[str, st
                 if key in texts:
                     raise ValueError(f"{where}: id {key!r} appears twice (rows {list(texts).index(key) + 1} and "
                                      f"{i + 1}); ids must be unique within a config")
-                texts[key] = _text(text, where, None, i, text_column)
+                texts[key] = checked_text(text, where, None, i, text_column)
     for key in dict.fromkeys(key for texts in by_code.values() for key in texts):
         yield by_code[source[0]].get(key), {code: by_code[code].get(key) for code in langs}
 
@@ -126,8 +126,8 @@ def pairs_records(read: Reader, dataset: str, split: str, source: tuple[str, str
             other = keys[1 - keys.index(source[1])]
             for src, tgt in zip(table.column(f"translation.{source[1]}").to_pylist(),
                                 table.column(f"translation.{other}").to_pylist()):
-                yield (_text(src, where, None, row, f"translation.{source[1]}"),
-                       {code: _text(tgt, where, None, row, f"translation.{other}")})
+                yield (checked_text(src, where, None, row, f"translation.{source[1]}"),
+                       {code: checked_text(tgt, where, None, row, f"translation.{other}")})
                 row += 1
 
 
@@ -202,7 +202,7 @@ def build_hub_corpus(
         raise ValueError(f"--splits: output split(s) {unknown} are not {', '.join(OUT_SPLITS)}; map them as "
                          "OUT=SPLIT, e.g. validation=dev,test=devtest")
     out = Path(os.path.abspath(out_dir))
-    _check_replaceable(out)
+    check_replaceable(out)
     src, names = _language_names(layout, source, source_name, langs)
     revision = revision or default_revision
 

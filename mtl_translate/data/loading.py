@@ -94,7 +94,7 @@ def _load_raw(name: str, split: str | None, config: str | None) -> dict[str, tup
     """Map split -> (raw Dataset, where-label for messages, local path or None)."""
     path = os.path.expanduser(name)
     if os.path.isdir(path):
-        files = _split_files(path)
+        files = split_files(path)
         if split is not None:
             if split not in files:
                 raise ValueError(f"{name}: no file for split {split!r}; found splits {sorted(files)}")
@@ -110,7 +110,7 @@ def _load_raw(name: str, split: str | None, config: str | None) -> dict[str, tup
     return _load_hub(name, split, config)
 
 
-def _split_files(directory: str) -> dict[str, str]:
+def split_files(directory: str) -> dict[str, str]:
     """`<split>.<ext>` files in a directory: the file stem is the split name."""
     files: dict[str, str] = {}
     for entry in sorted(os.listdir(directory)):
@@ -221,16 +221,16 @@ def _is_json_lines(path: str, text: str) -> bool:
     return path.lower().endswith(".jsonl") or not text.lstrip().startswith("[")
 
 
-class _RepeatedKey(ValueError):
+class RepeatedKey(ValueError):
     """A key given twice in one JSON object; the caller adds the file and line."""
 
 
-def _unique_keys(pairs: list[tuple]) -> dict:
+def unique_keys(pairs: list[tuple]) -> dict:
     """`object_pairs_hook`: json would silently keep the last of a repeated key, losing a translation."""
     obj = dict(pairs)
     if len(obj) < len(pairs):
         key = next(k for k, n in Counter(k for k, _ in pairs).items() if n > 1)
-        raise _RepeatedKey(f"key {key!r} appears twice in one object ({str(pairs)[:80]}); keep one of them")
+        raise RepeatedKey(f"key {key!r} appears twice in one object ({str(pairs)[:80]}); keep one of them")
     return obj
 
 
@@ -245,20 +245,20 @@ def _parse_json(path: str, text: str) -> dict[str, list]:
         for number, line in enumerate(text.split("\n"), 1):  # not splitlines: U+2028 is valid inside a JSON string
             if line.strip():
                 try:
-                    rows.append(json.loads(line, object_pairs_hook=_unique_keys))
+                    rows.append(json.loads(line, object_pairs_hook=unique_keys))
                 except json.JSONDecodeError as err:
                     problem = f"line {number} is not valid JSON ({err.msg}); fix or remove that line"
                     raise ValueError(f"{path}: {problem}") from err
-                except _RepeatedKey as err:
+                except RepeatedKey as err:
                     raise ValueError(f"{path}: line {number}: {err}") from None
                 numbers.append(number)
         what = "line"
     else:
         try:
-            rows = json.loads(text, object_pairs_hook=_unique_keys)
+            rows = json.loads(text, object_pairs_hook=unique_keys)
         except json.JSONDecodeError as err:
             raise ValueError(f"{path}: line {err.lineno} is not valid JSON ({err.msg}); fix that line") from err
-        except _RepeatedKey as err:
+        except RepeatedKey as err:
             raise ValueError(f"{path}: {err}") from None
         numbers, what = range(1, len(rows) + 1), "row"
     for number, row in zip(numbers, rows):
@@ -286,7 +286,7 @@ def _normalise(ds: datasets.Dataset | pa.Table | dict, where: str, path: str | N
         rows = _read_columns(ds, [dict_col])[dict_col]
         for i, row in enumerate(rows):
             if isinstance(row, dict) and set(row) == {"language", "translation"}:  # TranslationVariableLanguages
-                rows[i] = row = _lists_to_dict(row, where, path, i, dict_col)
+                rows[i] = row = lists_to_dict(row, where, path, i, dict_col)
             if row is not None and not isinstance(row, dict):
                 raise ValueError(
                     f"{_row(where, path, i)}: field {dict_col} is a {type(row).__name__}, "
@@ -317,7 +317,7 @@ def _normalise(ds: datasets.Dataset | pa.Table | dict, where: str, path: str | N
 
     out, dropped = [], 0
     for i, row in enumerate(rows):
-        clean = {lang: _text(row.get(lang), where, path, i, fields[lang]) for lang in langs}
+        clean = {lang: checked_text(row.get(lang), where, path, i, fields[lang]) for lang in langs}
         if clean[source] is None:
             raise ValueError(
                 f"{_row(where, path, i)} has no source text in field {fields[source]}; "
@@ -347,7 +347,7 @@ def _read_columns(ds: datasets.Dataset | pa.Table | dict, names: list[str]) -> d
     return ds.select_columns(names)[:]
 
 
-def _lists_to_dict(row: dict, where: str, path: str | None, i: int, field: str) -> dict:
+def lists_to_dict(row: dict, where: str, path: str | None, i: int, field: str) -> dict:
     """`{"language": [codes], "translation": [texts]}` -> `{code: text}`; a repeated code keeps its first text."""
     codes, texts = row["language"] or [], row["translation"] or []
     if not (isinstance(codes, list) and isinstance(texts, list) and len(codes) == len(texts)) or not all(
@@ -373,7 +373,7 @@ def _check_languages(where: str, langs: list[str], found: set, available, kind: 
         )
 
 
-def _text(value, where: str, path: str | None, i: int, field: str) -> str | None:
+def checked_text(value, where: str, path: str | None, i: int, field: str) -> str | None:
     """Strip a value; None/empty/whitespace-only means missing. Non-strings are an error."""
     if value is None:
         return None

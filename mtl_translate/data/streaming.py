@@ -34,7 +34,7 @@ from torch.utils.data import IterableDataset
 from transformers.trainer_pt_utils import get_length_grouped_indices
 
 from ..placeholders import mask_rows
-from .loading import BUILDERS, SUFFIXES, _RepeatedKey, _split_files, _unique_keys
+from .loading import BUILDERS, SUFFIXES, RepeatedKey, split_files, unique_keys
 
 WINDOW_BATCHES = 50  # group_by_length sorts this many global batches at a time (the mega-batch of HF's Trainer)
 
@@ -50,7 +50,7 @@ class RowStream:
         self.protect = protect_placeholders  # mask placeholders as load_data masks a loaded split
         path = os.path.expanduser(dataset_name)
         if os.path.isdir(path):
-            files = _split_files(path)
+            files = split_files(path)
             if split not in files:
                 raise ValueError(f"{dataset_name}: no file for split {split!r}; found splits {sorted(files)}")
             path = files[split]
@@ -94,13 +94,13 @@ class RowStream:
         where = f"{self.path}: {'row' if self.format == 'parquet' else 'line'} {number}"
         if self.format == "json":
             try:
-                raw = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=_unique_keys)
+                raw = json.loads(raw.decode("utf-8-sig"), object_pairs_hook=unique_keys)
             except UnicodeDecodeError:
                 raise ValueError(f"{where} is not valid UTF-8; re-encode the file as UTF-8 (e.g. iconv -f latin1 -t "
                                  "utf-8)") from None
             except json.JSONDecodeError as err:
                 raise ValueError(f"{where} is not valid JSON ({err.msg}); fix or remove that line") from None
-            except _RepeatedKey as err:
+            except RepeatedKey as err:
                 raise ValueError(f"{where}: {err}") from None
             if not isinstance(raw, dict):
                 raise ValueError(f"{where} is a {type(raw).__name__} ({str(raw)[:40]!r}), not an object like "
