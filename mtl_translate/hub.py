@@ -218,6 +218,9 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
         f'translator = Translator.from_pretrained("{repo_id}")\n'
         f'translator.translate(["Open file"], langs={json.dumps(shown)})'
         f"  # -> {{{example_out}}}\n```\n\n"
+        "With transformers' pipeline API:\n\n"
+        f'```python\nimport mtl_translate  # registers the task\nfrom transformers import pipeline\npipe = pipeline("multi-target-translation", model="{repo_id}")\n'
+        'pipe("Open file")  # -> {lang: text} for every language\n```\n\n'
         "From the command line:\n\n"
         f"```bash\nmtl-translate translate --model {repo_id} --langs {','.join(shown)}\n```\n"
     )

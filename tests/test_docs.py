@@ -34,9 +34,11 @@ def test_readme_python_api_example_runs(tiny_model, tokenizer, tmp_path):
 def test_model_card_usage_block_runs(tiny_model, tokenizer, tmp_path):
     folder = tmp_path / "model"
     Translator(tiny_model, tokenizer).save_pretrained(folder)
-    (block,) = python_blocks(build_model_card(folder, repo_id="acme/mtl-ui").text)
-    namespace = run_snippet(block.replace('"acme/mtl-ui"', repr(str(folder))))
+    api, pipe = python_blocks(build_model_card(folder, repo_id="acme/mtl-ui").text)
+    namespace = run_snippet(api.replace('"acme/mtl-ui"', repr(str(folder))))
     assert namespace["translator"].model.config.languages == tiny_model.config.languages
+    namespace = run_snippet(pipe.replace('"acme/mtl-ui"', repr(str(folder))))
+    assert list(namespace["pipe"]("Open file")) == tiny_model.config.languages
 
 
 def test_every_test_named_in_the_reliability_table_exists():

@@ -68,6 +68,7 @@ def test_card_body_has_table_signatures_and_usage(tmp_path):
     assert 'Translator.from_pretrained("acme/mtl-ui")' in text
     assert 'translator.translate(["Open file"], langs=["de", "fr"])' in text
     assert "mtl-translate translate --model acme/mtl-ui --langs de,fr" in text
+    assert 'pipeline("multi-target-translation", model="acme/mtl-ui")' in text
 
 
 def test_metadata_round_trips_through_huggingface_hub_parsers(tmp_path):
