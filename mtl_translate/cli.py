@@ -1,5 +1,5 @@
-"""`mtl-translate {train,compare,evaluate,translate,translate-po,info,add-language,remove-language,build-data,push,
-demo}`: thin wrappers over the package."""
+"""`mtl-translate {train,compare,evaluate,translate,translate-po,info,add-language,remove-language,
+average-checkpoints,build-data,push,demo}`: thin wrappers over the package."""
 
 import argparse
 import json
@@ -185,6 +185,12 @@ def cmd_remove_language(args, _) -> None:
     print(f"wrote {remove_language_from_folder(args.model, args.lang, args.output_dir)}")
 
 
+def cmd_average(args, _) -> None:
+    from .averaging import average_checkpoints
+
+    print(f"wrote {average_checkpoints(args.model, args.last, args.output_dir)}")
+
+
 def cmd_build_data(args, _) -> None:
     from .data.gettext import build_gettext_corpus
 
@@ -355,6 +361,13 @@ A local folder works as --dataset too: <folder>/[<config>/]<split>.parquet|.json
     p.add_argument("--data", required=True, help="data with that language (local file/folder or Hub dataset id)")
     p.add_argument("--output_dir", "--output-dir", default=None, help="default: <model>-<lang>")
     p.set_defaults(func=cmd_add_language)
+
+    p = sub.add_parser("average-checkpoints", help="a model folder with the mean weights of a run's last N "
+                                                   "checkpoints (fairseq-style checkpoint averaging)")
+    p.add_argument("--model", required=True, help="the run's output_dir (model folder with checkpoints/)")
+    p.add_argument("--last", type=int, default=3, help="how many of the last checkpoints to average (default 3)")
+    p.add_argument("--output_dir", "--output-dir", required=True)
+    p.set_defaults(func=cmd_average)
 
     p = sub.add_parser("remove-language", help="drop a language (its head and what it owns of the encoder)")
     p.add_argument("--model", required=True)
