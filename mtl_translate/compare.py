@@ -247,7 +247,7 @@ def plot(rows: list[dict], runs: list[str], path: Path, errors: dict[str, list[f
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        raise ValueError('comparison.png needs matplotlib: pip install "mtl-translate[compare]"') from None
+        raise ValueError('comparison.png needs matplotlib: pip install matplotlib') from None
     width = 0.8 / len(runs)
     fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(rows), 3.6))
     for i, name in enumerate(runs):

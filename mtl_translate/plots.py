@@ -1,5 +1,5 @@
-"""Figures for reports and model cards. matplotlib is imported inside each function: the package does not need it
-(`pip install "mtl-translate[compare]"` brings it), and a missing one is an ImportError for the caller to handle."""
+"""Figures for reports and model cards. matplotlib (a dependency) is imported inside each function, so that commands
+that draw nothing do not pay for its import; should it be missing, the ImportError is the caller's to handle."""
 
 import json
 import logging
