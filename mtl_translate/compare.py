@@ -19,7 +19,7 @@ from pathlib import Path
 
 import yaml
 
-from .configs import Recipe, load_recipe
+from .configs import Recipe, key_defaults, load_recipe
 from .data.loading import load_multitarget_dataset, sample_rows
 from .evaluation import evaluate_translator
 from .translate import Translator
@@ -41,7 +41,7 @@ def recipe_changes(run_dir: Path, recipe: Recipe) -> dict[str, tuple]:
         saved = None
     if not isinstance(saved, dict):
         return {"recipe.yaml": ("missing or unreadable", "present")}
-    asked = recipe.to_dict()
+    saved, asked = {**key_defaults(), **saved}, recipe.to_dict()  # a key newer than the run: it had the default
     return {key: (saved.get(key, "(absent)"), asked.get(key, "(absent)"))
             for key in sorted((saved.keys() | asked.keys()) - NON_MODEL_KEYS) if saved.get(key) != asked.get(key)}
 

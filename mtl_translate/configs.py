@@ -290,6 +290,18 @@ def read_recipe_file(path, chain: tuple = ()) -> dict:
     return {**read_recipe_file(path.parent / base, (*chain, path)), **values}
 
 
+def key_defaults() -> dict:
+    """`{key: default}` of every recipe key that has one: a recipe saved before a key existed trained with it."""
+    out = {}
+    for part in (ModelArguments, DataArguments, TrainingArguments):
+        for f in dataclasses.fields(part):
+            if f.default is not dataclasses.MISSING:
+                out[f.name] = f.default
+            elif f.default_factory is not dataclasses.MISSING:
+                out[f.name] = f.default_factory()
+    return out
+
+
 def load_recipe(path: str | None = None, overrides: list[str] | None = None, base: dict | None = None) -> Recipe:
     """Merge a YAML recipe (or the flat `base` values) and `--key value` / `--key=value` overrides (CLI wins) into
     the three dataclasses."""

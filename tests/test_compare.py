@@ -71,7 +71,9 @@ def test_recipe_changes_ignore_keys_that_do_not_change_the_model(tmp_path):
     saved = yaml.safe_load((tmp_path / "recipe.yaml").read_text())
     del saved["max_bad_steps"]  # a run saved before the key existed
     (tmp_path / "recipe.yaml").write_text(yaml.safe_dump(saved))
-    assert recipe_changes(tmp_path, recipe) == {"max_bad_steps": ("(absent)", 10)}
+    assert recipe_changes(tmp_path, recipe) == {}  # it trained with the key's default (new keys keep old behaviour)
+    fewer = load_recipe(None, [*args, "--max_bad_steps", "3"])
+    assert recipe_changes(tmp_path, fewer) == {"max_bad_steps": (10, 3)}
     (tmp_path / "recipe.yaml").write_text("[unclosed")
     assert list(recipe_changes(tmp_path, recipe)) == ["recipe.yaml"]
 
@@ -111,6 +113,13 @@ def test_finished_runs_are_reused_only_with_the_same_recipe(tmp_path, monkeypatc
     assert runs(["--max_steps", "7"], {"dwa": ["--loss_weighting", "dwa", "--dwa_temperature", "3.0"]}) == [
         ("mtl", True), ("single-de", True), ("single-fr", True)]  # the variant's own recipe did not change
     assert runs(["--max_steps", "7"], retrain=True) == [("mtl", True), ("single-de", True), ("single-fr", True)]
+    for name in ("mtl", "single-de", "single-fr"):  # saved by a version without the `streaming` key
+        saved = yaml.safe_load((tmp_path / name / "recipe.yaml").read_text())
+        del saved["streaming"]
+        (tmp_path / name / "recipe.yaml").write_text(yaml.safe_dump(saved))
+    assert runs(["--max_steps", "7"]) == []  # the key's default is what those runs trained with
+    assert runs(["--max_steps", "7", "--shuffle_buffer_size", "5"]) == [("mtl", True), ("single-de", True),
+                                                                         ("single-fr", True)]
 
 
 def test_compare_needs_a_test_split():
