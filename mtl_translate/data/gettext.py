@@ -20,7 +20,8 @@ import re
 import shutil
 from collections import Counter, defaultdict
 from pathlib import Path
-from typing import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 import polib
 
@@ -246,12 +247,7 @@ def build_gettext_corpus(
         home = domains_of[source] & heldout_set or domains_of[source]
         return {"translation": {source_lang: source, **chosen}, "domain": min(home)}
 
-    out.parent.mkdir(parents=True, exist_ok=True)
-    # Written into a hidden sibling and renamed into place: an interrupted build never looks like a corpus.
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir()
-    try:
+    with replacing(out) as partial:
         coverage = {}
         for split, strings in splits.items():
             rows = [row(s) for s in strings]
@@ -269,12 +265,6 @@ def build_gettext_corpus(
             "domains": {d: len(strings_of[d]) for d in sorted(strings_of)},
         }
         (partial / "stats.json").write_text(json.dumps(stats, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(partial, out)
-    except BaseException:
-        shutil.rmtree(partial, ignore_errors=True)
-        raise
     return stats
 
 
@@ -298,3 +288,18 @@ def check_replaceable(out: Path) -> None:
             )
     elif out.exists():
         raise ValueError(f"{out} exists and is not a folder; pass a new folder for the corpus")
+
+
+@contextmanager
+def replacing(out: Path) -> Iterator[Path]:
+    """A hidden sibling folder to write a corpus into, renamed to `out` on success: an interrupted build never looks
+    like a corpus, and a failed one leaves the previous corpus as it was."""
+    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    try:
+        yield partial
+        shutil.rmtree(out, ignore_errors=True)
+        os.replace(partial, out)
+    finally:
+        shutil.rmtree(partial, ignore_errors=True)

@@ -13,16 +13,14 @@ from __future__ import annotations
 import json
 import logging
 import os
-import shutil
 import unicodedata
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from contextlib import contextmanager
 from pathlib import Path
 
 import datasets
 import pyarrow as pa
 
-from .gettext import check_replaceable
+from .gettext import check_replaceable, replacing
 from .loading import checked_text, lists_to_dict
 
 logger = logging.getLogger(__name__)
@@ -235,7 +233,7 @@ def build_hub_corpus(
     stats["rows_joined"] = {split: sum(len(row) > 2 for row in split_rows.values())
                             for split, split_rows in rows.items()}  # source + two or more targets
     _check_result(stats, dataset, sorted(seen))
-    with _replacing(out) as partial:
+    with replacing(out) as partial:
         for split, split_rows in rows.items():
             with open(partial / f"{split}.jsonl", "w", encoding="utf-8") as f:
                 for row in split_rows.values():
@@ -265,18 +263,3 @@ def _check_result(stats: dict, dataset: str, seen: list[str]) -> None:
         raise ValueError(f"{dataset}: no {stats['source_lang']!r} sentence is shared by two of the pair configs "
                          f"{list(stats['names'].values())[1:]}, so the pivot join made no multi-target row; check "
                          "that they are pairs of one corpus (or raise --max-rows-per-split)")
-
-
-@contextmanager
-def _replacing(out: Path) -> Iterator[Path]:
-    """A hidden sibling folder to write into, renamed to ``out`` on success: an interrupted build never looks
-    like a corpus, and a failed one leaves the previous corpus as it was."""
-    partial = out.with_name(f".{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(partial, ignore_errors=True)
-    partial.mkdir(parents=True)
-    try:
-        yield partial
-        shutil.rmtree(out, ignore_errors=True)
-        os.replace(partial, out)
-    finally:
-        shutil.rmtree(partial, ignore_errors=True)
