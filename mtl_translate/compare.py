@@ -51,6 +51,7 @@ def single_task_recipe(recipe: Recipe, lang: str, output_dir: Path) -> Recipe:
     single.data.target_langs = [lang]
     single.data.language_temperature = 1.0
     single.model.sharing, single.model.loss_weighting, single.model.loss_weights = "hard", "static", {}
+    single.model.shared_decoder_layers = 0  # one language: shared layers are its own (the same model, other names)
     single.data.max_rows_per_language = {k: n for k, n in recipe.data.max_rows_per_language.items() if k == lang}
     single.training.output_dir, single.training.push_to_hub = str(output_dir), False
     return single

@@ -28,6 +28,7 @@ class ModelArguments:
     decoder_attention_heads: int = 4
     decoder_ffn_dim: int = 1024
     decoder_dropout: float = 0.1
+    shared_decoder_layers: int = 0  # bottom decoder layers run by every language (embeddings, top layers: its own)
     target_vocab_size: int = 8000  # SentencePiece vocabulary per target language
     max_source_length: int = 64
     max_target_length: int = 64
@@ -121,7 +122,7 @@ AT_LEAST = {
     "decoder_layers": 1, "decoder_hidden_size": 1, "decoder_attention_heads": 1, "decoder_ffn_dim": 1,
     "target_vocab_size": 261,  # 256 byte-fallback pieces + 4 special tokens + at least one character
     "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
-    "trainable_encoder_layers": 0, "shared_layers": 0, "adapter_size": 1, "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
+    "trainable_encoder_layers": 0, "shared_layers": 0, "shared_decoder_layers": 0, "adapter_size": 1, "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
     "shuffle_buffer_size": 1, "tokenizer_train_rows": 1,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
@@ -165,6 +166,9 @@ class Recipe:
                 raise ValueError(f"recipe key {key!r} must be in [0, 1), got {values[key]!r}.")
         if not 0 <= values["cross_stitch_init"] <= 1:
             raise ValueError(f"recipe key 'cross_stitch_init' must be in [0, 1], got {values['cross_stitch_init']!r}.")
+        if values["shared_decoder_layers"] > values["decoder_layers"]:
+            raise ValueError(f"recipe key 'shared_decoder_layers' ({values['shared_decoder_layers']}) is more than "
+                             f"decoder_layers ({values['decoder_layers']}); share at most all of them.")
         self._validate_languages()
         d = self.data
         whole_split = {"language_temperature": d.language_temperature != 1.0, "max_rows_per_language":

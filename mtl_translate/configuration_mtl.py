@@ -28,6 +28,7 @@ class MTLConfig(PretrainedConfig):
     decoder_attention_heads: int = 4
     decoder_ffn_dim: int = 1024
     decoder_dropout: float = 0.1
+    shared_decoder_layers: int = 0  # bottom decoder layers every language runs (its embeddings and top layers its own)
     max_target_positions: int = 128  # longest target, in tokens, EOS included
     label_smoothing: float = 0.1
     protect_placeholders: bool = False  # translate masks %s, --help, paths... and restores them (placeholders.py)
@@ -60,6 +61,9 @@ class MTLConfig(PretrainedConfig):
             raise ValueError(f"MTLConfig: no target_vocab_sizes entry for language(s) {missing}.")
         self.loss_weights = {lang: float((self.loss_weights or {}).get(lang, 1.0)) for lang in self.languages}
         check_sharing_config(self)
+        if not 0 <= self.shared_decoder_layers <= self.decoder_layers:
+            raise ValueError(f"shared_decoder_layers={self.shared_decoder_layers} must be between 0 and "
+                             f"decoder_layers={self.decoder_layers}.")
         if self.decoder_hidden_size % self.decoder_attention_heads:
             raise ValueError(
                 f"decoder_hidden_size={self.decoder_hidden_size} must be divisible by "

@@ -62,8 +62,24 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int, dtype: torch.dtype) 
     return torch.cat([angles.sin(), angles.cos()], dim=-1).to(dtype)
 
 
+def decoder_layers(config, count: int) -> nn.ModuleList:
+    """`count` new decoder layers of the config's shape, marked for the fairseq init (MTLPreTrainedModel._init_weights)."""
+    layers = nn.ModuleList(
+        DecoderLayer(config.decoder_hidden_size, config.decoder_attention_heads, config.decoder_ffn_dim,
+                     config.decoder_dropout)
+        for _ in range(count)
+    )
+    for module in layers.modules():
+        if isinstance(module, nn.Linear):
+            module.head_init = "xavier"
+    return layers
+
+
 class DecoderHead(nn.Module):
-    """Decoder for one target vocabulary. Output projection is tied to the input embedding (no extra weights)."""
+    """Decoder for one target vocabulary. Output projection is tied to the input embedding (no extra weights).
+
+    With `shared_decoder_layers: k`, the bottom k layers are the model's `shared_decoder` (every language runs the same
+    ones, see `share`); `layers` holds this language's own layers above them; `blocks` is the whole stack in order."""
 
     def __init__(self, vocab_size: int, encoder_dim: int, config):
         super().__init__()
@@ -72,22 +88,31 @@ class DecoderHead(nn.Module):
         self.encoder_proj = nn.Linear(encoder_dim, dim) if encoder_dim != dim else nn.Identity()
         self.memory_norm = nn.LayerNorm(dim)  # encoder states arrive at whatever scale the encoder has
         self.embed_tokens = nn.Embedding(vocab_size, dim, padding_idx=config.target_pad_token_id)
-        self.layers = nn.ModuleList(
-            DecoderLayer(dim, config.decoder_attention_heads, config.decoder_ffn_dim, config.decoder_dropout)
-            for _ in range(config.decoder_layers)
-        )
+        self.shared: list[DecoderLayer] = []  # a plain list: registered on the model once, not in every head
+        self.layers = decoder_layers(config, config.decoder_layers - getattr(config, "shared_decoder_layers", 0))
         self.final_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(config.decoder_dropout)
         self.gradient_checkpointing = False  # set by `activation_checkpointing_enable`, read by the model's loss
-        for module in self.modules():  # read by MTLPreTrainedModel._init_weights
-            if isinstance(module, nn.Linear):
-                module.head_init = "xavier"
+        if isinstance(self.encoder_proj, nn.Linear):  # read by MTLPreTrainedModel._init_weights
+            self.encoder_proj.head_init = "xavier"
         self.embed_tokens.head_init = "tied_embedding"
+
+    def share(self, shared_layers: nn.ModuleList) -> None:
+        """Runs the model's shared bottom layers below this head's own."""
+        self.shared = list(shared_layers)
+
+    @property
+    def blocks(self) -> list[DecoderLayer]:
+        return [*self.shared, *self.layers]
+
+    def block_parameters(self) -> list[torch.Tensor]:
+        """Every weight this head computes with: its own and the shared layers'."""
+        return [*self.parameters(), *(p for layer in self.shared for p in layer.parameters())]
 
     def cross_kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """Per-layer cross-attention keys/values of the encoder states, computed once per sentence."""
         memory = self.memory_norm(self.encoder_proj(memory))  # (B, S, D)
-        return [layer.cross_attn.project_kv(memory) for layer in self.layers]
+        return [layer.cross_attn.project_kv(memory) for layer in self.blocks]
 
     def forward(self, input_ids, cross_kv, cross_mask, start: int = 0, caches: list | None = None):
         """input_ids: (B, T) -> logits (B, T, V). `cross_mask`: (B, 1, 1, S) boolean, True = attend.
@@ -97,7 +122,7 @@ class DecoderHead(nn.Module):
         positions = torch.arange(start, start + input_ids.shape[1], device=input_ids.device)
         x = self.embed_tokens(input_ids) * self.embed_scale  # (B, T, D)
         x = self.dropout(x + sinusoidal_positions(positions, self.dim, x.dtype))
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.blocks):
             x = layer(x, cross_kv[i], cross_mask, None if caches is None else caches[i])
         return self.output_projection(self.final_norm(x))  # (B, T, V)
 

@@ -132,7 +132,7 @@ def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, m
     """Returns (B, T) token ids, EOS included, padded with `pad`; stops as soon as every sentence has ended."""
     batch = cross_mask.shape[0]
     tokens = torch.full((batch, 1), bos, dtype=torch.long, device=cross_mask.device)
-    caches = [[] for _ in head.layers]
+    caches = [[] for _ in head.blocks]
     done = torch.zeros(batch, dtype=torch.bool, device=cross_mask.device)
     guard = Utf8Guard(pieces, batch) if pieces is not None else None
     out = []
@@ -171,7 +171,7 @@ def beam_search(
     scores[:, 1:] = float("-inf")  # all beams start identical: keep only the first at step 0
     seqs = torch.empty(batch * k, 0, dtype=torch.long, device=device)
     tokens = torch.full((batch * k, 1), bos, dtype=torch.long, device=device)
-    caches = [[] for _ in head.layers]
+    caches = [[] for _ in head.blocks]
     finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]  # best first, at most K
     done = [False] * batch
     guard = Utf8Guard(pieces, batch * k) if pieces is not None else None

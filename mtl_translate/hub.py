@@ -211,6 +211,9 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
     shown = targets[:2]  # keep the usage example short
     example_out = ", ".join(f'"{t}": [...]' for t in shown)
     heads = f"{len(targets)} decoder head{'s' * (len(targets) != 1)}"
+    if config.get("shared_decoder_layers"):
+        heads += (f" (the bottom {config['shared_decoder_layers']} of their {config.get('decoder_layers')} layers "
+                  "shared by every language)")
     local = "" if _looks_like_hub_id(encoder) else " (a local checkpoint, not on the Hub)"
     usage = (
         "```python\nimport mtl_translate  # registers the model with AutoModel\n"

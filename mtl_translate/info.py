@@ -33,6 +33,7 @@ def model_info(name_or_path: str) -> dict:
     owned = {lang: sum(p.numel() for name, p in model.named_parameters()
                        if any(name.startswith(prefix) for prefix in model.sharing_mode.owned_prefixes(model, lang)))
              for lang in config.languages}
+    shared_decoder = sum(p.numel() for p in model.shared_decoder.parameters())
     total = model.num_parameters()
     generation = read_object(folder, "generation_config.json") or {}
     return {
@@ -40,8 +41,8 @@ def model_info(name_or_path: str) -> dict:
         "encoder": config.encoder_name_or_path,
         "source_lang": config.source_lang,
         "languages": list(config.languages),
-        "parameters": {"total": total, "encoder": total - sum(heads.values()), "heads": heads,
-                       "encoder_owned_by_language": owned},
+        "parameters": {"total": total, "encoder": total - sum(heads.values()) - shared_decoder, "heads": heads,
+                       "shared_decoder": shared_decoder, "encoder_owned_by_language": owned},
         "sharing": {"mode": config.sharing, **{k: getattr(config, k) for k in SHARING_KEYS.get(config.sharing, [])}},
         "loss_weighting": {"method": config.loss_weighting, "loss_weights": config.loss_weights},
         "vocab_sizes": {"source": config.encoder.vocab_size, **config.target_vocab_sizes},
@@ -81,7 +82,9 @@ def format_info(info: dict) -> str:
     lines = [
         f"model: {info['model']} (encoder {info['encoder'] or 'unknown'})",
         f"languages: {info['source_lang']} -> {', '.join(langs)}",
-        f"parameters: {params['total']:,} total; encoder {params['encoder']:,}; heads: {per_language}",
+        f"parameters: {params['total']:,} total; encoder {params['encoder']:,}; "
+        + (f"shared decoder layers {params['shared_decoder']:,}; " if params["shared_decoder"] else "")
+        + f"heads: {per_language}",
         f"sharing: {sharing['mode']}" + "".join(f", {k}={v}" for k, v in sharing.items() if k != "mode"),
         f"loss weighting: {info['loss_weighting']['method']}, weights {info['loss_weighting']['loss_weights']}",
         "vocabulary: " + ", ".join(f"{k} {v:,}" for k, v in info["vocab_sizes"].items()),

@@ -3,7 +3,8 @@ every other language keeps its weights bit for bit (and so its translations).
 
 What a language owns is its decoder head plus the encoder parts its sharing mode gives it alone
 (`SharingMode.owned_prefixes`: its soft-sharing copy, its own partial-sharing group, its adapters, ...). Adding or
-removing a language builds or drops only those; training some languages trains only what they own.
+removing a language builds or drops only those; training some languages trains only what they own (shared decoder
+layers, `shared_decoder_layers`, belong to no language: they stay frozen, and a new language learns above them).
 """
 
 import copy
@@ -39,6 +40,7 @@ def add_language(model, lang: str, vocab_size: int, group: str | None = None) ->
     head = DecoderHead(vocab_size, config.encoder.hidden_size, config).to(model.device, model.dtype)
     for module in head.modules():
         model._init_weights(module)
+    head.share(model.shared_decoder)
     model.decoders[lang] = head
     _reconfigure(model, config)
 

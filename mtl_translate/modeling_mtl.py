@@ -11,7 +11,7 @@ from transformers.models.auto.modeling_auto import MODEL_FOR_TEXT_ENCODING_MAPPI
 from transformers.utils import ModelOutput
 
 from .configuration_mtl import MTLConfig
-from .decoder import DecoderHead
+from .decoder import DecoderHead, decoder_layers
 from .generation import Pieces, byte_piece_offset, check_generation_settings, decode
 from .losses import LossWeighting, build_loss_weighting
 from .sharing import build_sharing
@@ -63,18 +63,24 @@ class MTLTranslationModel(MTLPreTrainedModel):
     """The encoder part is built and run by the sharing mode (`config.sharing`, see sharing/): `encoder` (hard),
     `encoders` {lang: copy} (soft; + `cross_stitch` {lang: α row} for cross_stitch), `encoder` (shared bottom
     blocks) + `encoder_groups` {group: top blocks} (partial), or `encoder` + `adapters` {lang: one adapter per
-    block} (adapters). This class names no mode: it asks `self.sharing_mode`."""
+    block} (adapters). This class names no mode: it asks `self.sharing_mode`.
+
+    `shared_decoder`: the bottom `shared_decoder_layers` decoder layers, which every head runs below its own (empty by
+    default: each language has a decoder of its own and only the encoder is shared)."""
 
     def __init__(self, config: MTLConfig):
         super().__init__(config)
         self.sharing_mode = build_sharing(config)
         self.sharing_mode.build(self, encoder_class(config.encoder).from_config(config.encoder))
+        self.shared_decoder = decoder_layers(config, config.shared_decoder_layers)  # (empty by default)
         self.decoders = nn.ModuleDict(
             {
                 lang: DecoderHead(config.target_vocab_sizes[lang], config.encoder.hidden_size, config)
                 for lang in config.languages
             }
         )
+        for head in self.decoders.values():
+            head.share(self.shared_decoder)
         self.loss_weighting = build_loss_weighting(config)
         self.post_init()
         self.generation_config = GenerationConfig(

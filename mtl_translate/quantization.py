@@ -64,7 +64,8 @@ def quantize_int8(model: MTLTranslationModel, encoder: bool = False) -> MTLTrans
         output.weight = head.embed_tokens.weight  # quantized into a copy: the embedding itself stays float
         head.output_proj = int8_linear(output)
         head.__class__ = Int8DecoderHead
-    for module in list((model if encoder else model.decoders).modules()):
+    parts = [model] if encoder else [model.decoders, model.shared_decoder]  # the shared layers are in no head
+    for module in [m for part in parts for m in part.modules()]:
         for name, child in list(module.named_children()):
             if type(child) is nn.Linear:
                 setattr(module, name, int8_linear(child))

@@ -101,7 +101,7 @@ class StackedHeads:
     def __init__(self, heads):
         first = heads[0]
         self.n, self.dim, self.embed_scale = len(heads), first.dim, first.embed_scale
-        self.num_heads = first.layers[0].self_attn.num_heads
+        self.num_heads = first.blocks[0].self_attn.num_heads
         sizes = [h.embed_tokens.num_embeddings for h in heads]
         w = first.embed_tokens.weight
         self.unembed = w.new_zeros(self.n, self.dim, max(sizes))  # (N, D, V): output projection = input embedding.T
@@ -113,7 +113,7 @@ class StackedHeads:
         self.encoder_proj = None if identity else Linear([h.encoder_proj for h in heads])
         self.memory_norm = LayerNorm([h.memory_norm for h in heads])
         self.final_norm = LayerNorm([h.final_norm for h in heads])
-        self.layers = [StackedLayer([h.layers[i] for h in heads], self.num_heads) for i in range(len(first.layers))]
+        self.blocks = [StackedLayer([h.blocks[i] for h in heads], self.num_heads) for i in range(len(first.blocks))]
 
     def cross_kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """memory: the shared encoder states (B, S, E) -> per layer (K, V), each (N*B, H, S, D/H)."""
@@ -123,7 +123,7 @@ class StackedHeads:
             m = self.encoder_proj(m)
         m = self.memory_norm(m)  # (N, B*S, D)
         return [tuple(layer.split_heads(y, s) for y in layer.cross_kv(m).split(self.dim, dim=-1))
-                for layer in self.layers]
+                for layer in self.blocks]
 
     def __call__(self, input_ids, cross_kv, cross_mask, start: int = 0, caches: list | None = None):
         """input_ids: (N*B, T) -> logits (N*B, T, V); `cross_mask`: (N*B, 1, 1, S), as `DecoderHead.forward`."""
@@ -134,7 +134,7 @@ class StackedHeads:
         x = x.view(nb, t, self.dim) * self.embed_scale  # (N*B, T, D)
         x = x + sinusoidal_positions(positions, self.dim, x.dtype)
         x = x.view(self.n, -1, self.dim)
-        for i, layer in enumerate(self.layers):
+        for i, layer in enumerate(self.blocks):
             x = layer(x, t, start, cross_kv[i], cross_mask, None if caches is None else caches[i])
         logits = torch.baddbmm(self.vocab_bias, self.final_norm(x), self.unembed)  # (N, B*T, V)
         return logits.view(nb, t, -1)
@@ -149,7 +149,7 @@ def trim(ids: torch.Tensor, eos: int) -> torch.Tensor:
 
 def versions(model, langs) -> list[tuple[int, int]]:
     """Where each head parameter lives and how often it was written in place (optimizer step, `load_state_dict`)."""
-    return [(p.data_ptr(), p._version) for lang in langs for p in model.decoders[lang].parameters()]
+    return [(p.data_ptr(), p._version) for lang in langs for p in model.decoders[lang].block_parameters()]
 
 
 STACKS = weakref.WeakKeyDictionary()  # {model: {langs: (versions, source tensors, StackedHeads)}}
@@ -166,6 +166,6 @@ def stacked_heads(model, langs: list[str]) -> StackedHeads:
         for stale in [key for key, (v, _, _) in cache.items() if v != versions(model, key)]:
             del cache[stale]
         heads = [model.decoders[lang] for lang in langs]
-        sources = [p.detach() for head in heads for p in head.parameters()]
+        sources = [p.detach() for head in heads for p in head.block_parameters()]
         cache[langs] = (versions(model, langs), sources, StackedHeads(heads))
     return cache[langs][2]

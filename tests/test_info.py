@@ -23,7 +23,7 @@ def test_info_of_a_bare_folder_gives_languages_sizes_and_settings(tiny_model, to
     heads = {lang: sum(p.numel() for p in tiny_model.decoders[lang].parameters()) for lang in LANGS}
     assert data["parameters"] == {"total": tiny_model.num_parameters(),
                                   "encoder": tiny_model.num_parameters() - sum(heads.values()), "heads": heads,
-                                  "encoder_owned_by_language": dict.fromkeys(LANGS, 0)}
+                                  "shared_decoder": 0, "encoder_owned_by_language": dict.fromkeys(LANGS, 0)}
     assert data["vocab_sizes"] == {"source": tokenizer.source.vocab_size,
                                    **{lang: len(tokenizer.targets[lang]) for lang in LANGS}}
     assert data["sharing"] == {"mode": "hard"} and data["max_target_positions"] == 32
