@@ -12,6 +12,7 @@ same seed, hence on the same `max_rows_per_language` sample) before its mean and
 """
 
 import copy
+import hashlib
 import json
 import statistics
 import time
@@ -29,6 +30,7 @@ from .translate import Translator
 NON_MODEL_KEYS = {"output_dir", "push_to_hub", "hub_model_id", "hub_private_repo", "logging_steps", "eval_steps",
                   "save_steps", "save_total_limit", "report_to", "resume_from_checkpoint", "overwrite_output_dir",
                   "log_gradient_conflict"}
+SCORES_FILE = "compare_scores.json"  # in each run folder: its scores on the comparison's rows (`scores_of`)
 METRICS = ("bleu", "chrf")  # the order of the (BLEU, chrF) pairs of `table_rows`
 
 
@@ -122,16 +124,34 @@ def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, row
         start = time.monotonic()
         run(run_recipe)
         seconds[name] = round(time.monotonic() - start)
-    scores = {}
-    for name, run_recipe in runs.items():
-        translator = Translator.from_pretrained(run_recipe.training.output_dir)
-        scores[name] = evaluate_translator(translator, rows, recipe.data.source_lang,
-                                           batch_size=recipe.training.per_device_eval_batch_size)
+    scores = {name: scores_of(Path(run_recipe.training.output_dir), rows, recipe.data.source_lang,
+                              recipe.training.per_device_eval_batch_size) for name, run_recipe in runs.items()}
     report = {"languages": recipe.data.target_langs, "max_steps": recipe.training.max_steps,
               "batch_size": recipe.training.per_device_train_batch_size, "test_rows": len(rows),
               "train_seconds": seconds, "scores": scores, "output_dir": str(root)}
     write_report(report, root)
     return report
+
+
+def scores_of(folder: Path, rows: list[dict], source_lang: str, batch_size: int) -> dict:
+    """The model's scores on `rows`: from its `compare_scores.json` when that holds them for the same rows, settings
+    and model files (sizes and modification times), else scored now and written there. Adding a variant or a seed to
+    a comparison then scores only the models it trains."""
+    files = [path for pattern in ("*.safetensors", "generation_config.json", "config.json") for path in folder.glob(pattern)]
+    stamp = sorted([path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in files)
+    key = {"rows": hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest(),
+           "source_lang": source_lang, "batch_size": batch_size, "model_files": stamp}
+    cache = folder / SCORES_FILE
+    try:
+        saved = json.loads(cache.read_text())
+        if stamp and saved["key"] == key:
+            return saved["scores"]
+    except (OSError, ValueError, KeyError, TypeError):
+        pass  # no cache or a damaged one: score again
+    scores = evaluate_translator(Translator.from_pretrained(str(folder)), rows, source_lang, batch_size=batch_size)
+    if stamp:
+        cache.write_text(json.dumps({"key": key, "scores": scores}, ensure_ascii=False))
+    return scores
 
 
 def table_rows(report: dict) -> list[dict]:

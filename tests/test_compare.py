@@ -52,6 +52,7 @@ def test_compare_cli_trains_scores_and_reuses_runs(corpus_dir, encoder_path, tmp
     assert yaml.safe_load((root / "single-de" / "recipe.yaml").read_text())["target_langs"] == ["de"]
     assert yaml.safe_load((root / "uncertainty" / "recipe.yaml").read_text())["max_steps"] == 2
     assert "| mean |" in proc.stdout and (root / "comparison.png").is_file()
+    assert all((root / name / compare.SCORES_FILE).is_file() for name in report["scores"])  # scores cached
     assert "| mean |" in cli(*args).stdout  # runs that have results are reused, not retrained
     assert json.loads((root / "comparison.json").read_text())["train_seconds"] == {}
 
@@ -125,3 +126,26 @@ def test_finished_runs_are_reused_only_with_the_same_recipe(tmp_path, monkeypatc
 def test_compare_needs_a_test_split():
     with pytest.raises(ValueError, match=r"compare scores every model on the test split: set test_split \(it is nul"):
         run_comparison(load_recipe(None, ["--test_split", "null"]))
+
+
+def test_scores_are_cached_per_run_for_the_same_rows_and_model_files(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(compare.Translator, "from_pretrained", lambda path: path)
+    monkeypatch.setattr(compare, "evaluate_translator",
+                        lambda path, rows, src, batch_size: calls.append(path) or {"bleu": {"de": len(calls)}})
+    run = tmp_path / "run"
+    run.mkdir()
+    (run / "model.safetensors").write_bytes(b"weights")
+    rows = [{"translation": {"en": "Open file", "de": "Datei öffnen"}}]
+    first = compare.scores_of(run, rows, "en", 8)
+    assert compare.scores_of(run, rows, "en", 8) == first == {"bleu": {"de": 1}} and len(calls) == 1
+    assert compare.scores_of(run, rows[:0], "en", 8) == {"bleu": {"de": 2}}  # other rows: scored again
+    (run / "model.safetensors").write_bytes(b"retrained weights")
+    assert compare.scores_of(run, rows[:0], "en", 8) == {"bleu": {"de": 3}}  # the model changed
+    (run / compare.SCORES_FILE).write_text("{damaged")
+    assert compare.scores_of(run, rows[:0], "en", 8) == {"bleu": {"de": 4}}
+    assert compare.scores_of(run, rows[:0], "en", 8) == {"bleu": {"de": 4}} and len(calls) == 4
+    empty = tmp_path / "no-model-files"  # nothing to tell a retrained model by: never cached
+    empty.mkdir()
+    compare.scores_of(empty, rows, "en", 8), compare.scores_of(empty, rows, "en", 8)
+    assert len(calls) == 6 and not (empty / compare.SCORES_FILE).exists()
