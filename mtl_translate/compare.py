@@ -137,7 +137,8 @@ def scores_of(folder: Path, rows: list[dict], source_lang: str, batch_size: int)
     """The model's scores on `rows`: from its `compare_scores.json` when that holds them for the same rows, settings
     and model files (sizes and modification times), else scored now and written there. Adding a variant or a seed to
     a comparison then scores only the models it trains."""
-    files = [path for pattern in ("*.safetensors", "generation_config.json", "config.json") for path in folder.glob(pattern)]
+    patterns = ("*.safetensors", "generation_config.json", "config.json")
+    files = [path for pattern in patterns for path in folder.glob(pattern)]
     stamp = sorted([path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in files)
     key = {"rows": hashlib.sha256(json.dumps(rows, sort_keys=True, ensure_ascii=False).encode()).hexdigest(),
            "source_lang": source_lang, "batch_size": batch_size, "model_files": stamp}

@@ -122,7 +122,8 @@ AT_LEAST = {
     "decoder_layers": 1, "decoder_hidden_size": 1, "decoder_attention_heads": 1, "decoder_ffn_dim": 1,
     "target_vocab_size": 261,  # 256 byte-fallback pieces + 4 special tokens + at least one character
     "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
-    "trainable_encoder_layers": 0, "shared_layers": 0, "shared_decoder_layers": 0, "adapter_size": 1, "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
+    "trainable_encoder_layers": 0, "shared_layers": 0, "shared_decoder_layers": 0, "adapter_size": 1,
+    "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
     "shuffle_buffer_size": 1, "tokenizer_train_rows": 1,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,

@@ -63,7 +63,7 @@ def sinusoidal_positions(positions: torch.Tensor, dim: int, dtype: torch.dtype) 
 
 
 def decoder_layers(config, count: int) -> nn.ModuleList:
-    """`count` new decoder layers of the config's shape, marked for the fairseq init (MTLPreTrainedModel._init_weights)."""
+    """`count` new decoder layers of the config's shape, marked for the fairseq init (`_init_weights` of the model)."""
     layers = nn.ModuleList(
         DecoderLayer(config.decoder_hidden_size, config.decoder_attention_heads, config.decoder_ffn_dim,
                      config.decoder_dropout)
