@@ -89,7 +89,7 @@ class DecoderHead(nn.Module):
         self.memory_norm = nn.LayerNorm(dim)  # encoder states arrive at whatever scale the encoder has
         self.embed_tokens = nn.Embedding(vocab_size, dim, padding_idx=config.target_pad_token_id)
         self.shared: list[DecoderLayer] = []  # a plain list: registered on the model once, not in every head
-        self.layers = decoder_layers(config, config.decoder_layers - getattr(config, "shared_decoder_layers", 0))
+        self.layers = decoder_layers(config, config.decoder_layers - config.shared_decoder_layers)
         self.final_norm = nn.LayerNorm(dim)
         self.dropout = nn.Dropout(config.decoder_dropout)
         self.gradient_checkpointing = False  # set by `activation_checkpointing_enable`, read by the model's loss
