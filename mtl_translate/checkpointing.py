@@ -30,7 +30,7 @@ STEP_DEFINING_KEYS = (
     "trainable_encoder_layers", "sharing",
     "shared_layers", "language_groups", "cross_stitch_init", "adapter_size", "loss_weighting",
     "dataset_name", "dataset_config", "source_lang", "target_langs", "column_mapping", "train_split",
-    "max_train_samples", "language_temperature", "max_rows_per_language", "protect_placeholders",
+    "max_train_samples", "language_temperature", "language_batches", "max_rows_per_language", "protect_placeholders",
     "streaming", "shuffle_buffer_size",
     "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "group_by_length", "init_model",
     "train_languages",

@@ -51,7 +51,7 @@ def recipe_changes(run_dir: Path, recipe: Recipe) -> dict[str, tuple]:
 def single_task_recipe(recipe: Recipe, lang: str, output_dir: Path) -> Recipe:
     single = copy.deepcopy(recipe)
     single.data.target_langs = [lang]
-    single.data.language_temperature = 1.0
+    single.data.language_temperature, single.data.language_batches = 1.0, False  # one language: a plain batch
     single.model.sharing, single.model.loss_weighting, single.model.loss_weights = "hard", "static", {}
     single.model.shared_decoder_layers = 0  # one language: shared layers are its own (the same model, other names)
     single.data.max_rows_per_language = {k: n for k, n in recipe.data.max_rows_per_language.items() if k == lang}

@@ -67,6 +67,8 @@ class DataArguments:
     max_eval_samples: int | None = None  # validation rows scored at each evaluation (a seeded sample)
     max_test_samples: int | None = None  # test rows scored at the end (a seeded sample)
     language_temperature: float = 1.0  # row sampling so that language l gets a share ∝ n_l^(1/T); 1: natural
+    language_batches: bool = False  # each device batch: per_device_train_batch_size rows of EVERY language (rows
+    # holding it, each training that language only), as a single-task model's batch; L x B rows (data/balancing.py)
     protect_placeholders: bool = False  # mask %s, --help, paths, numbers... in training text (placeholders.py)
     streaming: bool = False  # read the train split as an endless stream (data/streaming.py): a corpus larger than
     # memory; each process reads its shard, a resume restores the stream position, max_steps ends the run
@@ -173,11 +175,17 @@ class Recipe:
         self._validate_languages()
         d = self.data
         whole_split = {"language_temperature": d.language_temperature != 1.0, "max_rows_per_language":
-                       bool(d.max_rows_per_language), "max_train_samples": d.max_train_samples is not None}
+                       bool(d.max_rows_per_language), "max_train_samples": d.max_train_samples is not None,
+                       "language_batches": d.language_batches}
         if d.streaming and any(whole_split.values()):
             raise ValueError(f"recipe key(s) {[k for k, on in whole_split.items() if on]} need streaming: false: they "
                              "choose rows by counting the whole train split, which a stream never holds. Remove them "
                              "(with streaming, max_steps bounds the run), or set streaming: false.")
+        if d.language_batches and d.language_temperature != 1.0:
+            raise ValueError(f"recipe keys 'language_batches' and 'language_temperature' ({d.language_temperature}) "
+                             "both set how often each language comes up: with language_batches every language gets "
+                             "per_device_train_batch_size rows per batch. Remove language_temperature (or set it to "
+                             "1), or set language_batches: false.")
         t = self.training
         if t.log_gradient_conflict and self.model.sharing in MODES and not MODES[self.model.sharing].one_output:
             raise ValueError(f"recipe key 'log_gradient_conflict' compares the languages' gradients at one shared "

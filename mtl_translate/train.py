@@ -26,8 +26,8 @@ from .checkpointing import (TrainingError, check_output_dir, check_resume_compat
                             resolve_checkpoint, save_checkpoint)
 from .configs import Recipe
 from .conflict import conflict_keys, gradient_conflict
-from .data.balancing import (RowSampler, language_shares, limit_rows_per_language, target_mask,
-                             temperature_row_weights)
+from .data.balancing import (LanguageBatchSampler, OneTargetRows, RowSampler, language_shares,
+                             limit_rows_per_language, target_mask, temperature_row_weights)
 from .data.collator import MultiTargetCollator
 from .data.gettext import build_gettext_corpus, corpus_is_complete
 from .data.loading import language_coverage, load_multitarget_dataset, sample_rows
@@ -233,7 +233,8 @@ def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int, 
 
 def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> DataLoader:
     """Shuffled rows each epoch, grouped into batches of similar source length (less padding, faster steps) and,
-    with `language_temperature` != 1, drawn with weights that rebalance the languages.
+    with `language_temperature` != 1, drawn with weights that rebalance the languages. With `language_batches`,
+    each device batch holds B rows of every language instead, each row training that language only.
 
     The row order depends on the seed, the epoch and the global batch (per device x processes x accumulation) only,
     so N processes with batch B see the rows that one process with batch N*B (or accumulation N) sees. The loader
@@ -249,6 +250,16 @@ def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> D
         return DataLoader(stream, batch_size=None, generator=torch.Generator().manual_seed(t.seed),
                           collate_fn=lambda item: {**collator(item["rows"]), "stream_position": item["position"]})
     rows = train["translation"]
+    lengths = [len(row[data.source_lang]) for row in rows] if t.group_by_length else None
+    global_batch = t.per_device_train_batch_size * accelerator.num_processes * t.gradient_accumulation_steps
+    if data.language_batches:
+        langs = trained_languages(recipe)
+        sampler = LanguageBatchSampler(target_mask(rows, langs), t.seed, t.per_device_train_batch_size, global_batch,
+                                       lengths, langs)
+        accelerator.print(f"language batches: {t.per_device_train_batch_size} rows of each of {len(langs)} languages "
+                          f"per device batch; an epoch is {sampler.steps} optimizer steps")
+        pairs = OneTargetRows(rows, data.source_lang, langs)
+        return DataLoader(pairs, batch_size=t.per_device_train_batch_size * len(langs), sampler=sampler, collate_fn=collator, generator=torch.Generator().manual_seed(t.seed))
     weights = None
     if data.language_temperature != 1.0:
         has = target_mask(rows, data.target_langs)
@@ -256,8 +267,6 @@ def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> D
         shares = zip(data.target_langs, language_shares(has).tolist(), language_shares(has, weights).tolist())
         accelerator.print("language shares natural -> sampled (T=%g): %s" % (data.language_temperature, ", ".join(
             f"{lang} {a:.3f} -> {b:.3f}" for lang, a, b in shares)))
-    lengths = [len(row[data.source_lang]) for row in rows] if t.group_by_length else None
-    global_batch = t.per_device_train_batch_size * accelerator.num_processes * t.gradient_accumulation_steps
     sampler = RowSampler(len(rows), t.seed, weights, lengths, global_batch)
     return DataLoader(train, batch_size=t.per_device_train_batch_size, sampler=sampler, collate_fn=collator,
                       generator=torch.Generator().manual_seed(t.seed))

@@ -1,9 +1,14 @@
-"""Temperature sampling of multi-target rows: the effective language shares on a skewed corpus."""
+"""Temperature sampling of multi-target rows (the effective language shares on a skewed corpus) and per-language
+batches (B rows of every language in every batch)."""
+
+import json
 
 import pytest
 import torch
 
-from mtl_translate.data.balancing import RowSampler, language_shares, target_mask, temperature_row_weights
+from mtl_translate.configs import load_recipe
+from mtl_translate.data.balancing import (LanguageBatchSampler, OneTargetRows, RowSampler, language_shares,
+                                         target_mask, temperature_row_weights)
 
 LANGS = ["de", "fr", "ru"]
 
@@ -72,3 +77,79 @@ def test_sampler_is_reproducible_per_epoch_and_groups_by_length():
 def test_temperature_must_be_positive(skewed_rows):
     with pytest.raises(ValueError, match="language_temperature must be > 0"):
         temperature_row_weights(target_mask(skewed_rows, LANGS), 0.0)
+
+
+def language_batches(sampler, rows, batch_size):
+    """The sampler's device batches as lists of (row, language) from OneTargetRows items."""
+    items = OneTargetRows(rows, "en", LANGS)
+    flat = [items[i]["translation"] for i in sampler]
+    pairs = [(int(next(v for k, v in t.items() if k != "en")[1:]), next(k for k in t if k != "en")) for t in flat]
+    size = batch_size * len(LANGS)
+    return [pairs[k:k + size] for k in range(0, len(pairs), size)]
+
+
+def test_language_batches_hold_b_rows_of_every_language_each_training_it_alone(skewed_rows):
+    has = target_mask(skewed_rows, LANGS)
+    sampler = LanguageBatchSampler(has, seed=0, batch_size=8, global_batch=16)
+    assert sampler.steps == 125 and len(sampler) == 125 * 16 * 3  # de's 2000 rows once, in steps of 16
+    batches = language_batches(sampler, skewed_rows, 8)
+    assert len(batches) == 250
+    for batch in batches:
+        assert sorted(lang for _, lang in batch) == sorted(LANGS * 8)
+        assert all(skewed_rows[r][lang] for r, lang in batch)  # a row drawn for a language holds it
+    item = OneTargetRows(skewed_rows, "en", LANGS)[7 * 3 + 1]  # row 7 as a French example: only fr kept
+    assert item == {"translation": {"en": "s7", "fr": "f7"}}
+    seen = {lang: torch.zeros(len(skewed_rows), dtype=torch.long) for lang in LANGS}
+    for batch in batches:
+        for r, lang in batch:
+            seen[lang][r] += 1
+    assert (seen["de"] == 1).all()  # the largest language: every row once per epoch
+    for lang, n in (("fr", 400), ("ru", 50)):  # smaller ones go round their rows, each 2000/n times
+        assert (seen[lang][has[:, LANGS.index(lang)]] == 2000 // n).all() and seen[lang].sum() == 2000
+
+
+def test_language_batches_are_reproducible_per_epoch_and_independent_of_the_split(skewed_rows):
+    has = target_mask(skewed_rows, LANGS)
+    lengths = [i % 37 for i in range(len(skewed_rows))]
+    one = LanguageBatchSampler(has, seed=3, batch_size=16, global_batch=16, lengths=lengths)
+    split = LanguageBatchSampler(has, seed=3, batch_size=8, global_batch=16, lengths=lengths)  # 2 devices x 8
+    first = list(one)
+    assert list(one) == first
+    halves = language_batches(split, skewed_rows, 8)
+    for step, whole in enumerate(language_batches(one, skewed_rows, 16)):
+        assert sorted(whole) == sorted(halves[2 * step] + halves[2 * step + 1])
+    one.set_epoch(1)
+    assert list(one) != first
+    de = [r for batch in language_batches(split, skewed_rows, 8) for r, lang in batch if lang == "de"]
+    spread = [max(lengths[r] for r in de[k:k + 16]) - min(lengths[r] for r in de[k:k + 16]) for k in range(0, 2000, 16)]
+    assert sum(spread) / len(spread) < 36 / 2  # each language's rows grouped by length
+
+
+def test_language_batches_refuse_a_language_without_rows_and_temperature():
+    has = target_mask([{"de": "a", "fr": None}], ["de", "fr"])
+    with pytest.raises(ValueError, match=r"no training row holds a target in \['fr'\]"):
+        LanguageBatchSampler(has, seed=0, batch_size=2, global_batch=2, langs=["de", "fr"])
+    with pytest.raises(ValueError, match="'language_batches' and 'language_temperature' \\(5.0\\) both set"):
+        load_recipe(base={"language_batches": True, "language_temperature": 5.0})
+
+
+def test_training_with_language_batches_gives_every_head_b_targets_per_step(corpus_dir, tiny_encoder_dir, tmp_path):
+    from accelerate import Accelerator
+
+    from mtl_translate import train
+    from mtl_translate.data.collator import MultiTargetCollator
+
+    from .conftest import LANGS as TINY_LANGS, tiny_recipe
+
+    recipe = load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, tmp_path / "loader", language_batches=True))
+    rows, _ = train.load_data(recipe, Accelerator(cpu=True))
+    tokenizer = train.build_tokenizer(recipe, rows, tiny_encoder_dir, Accelerator(cpu=True))
+    loader = train.build_loader(recipe, rows, MultiTargetCollator(tokenizer, "en", TINY_LANGS), Accelerator(cpu=True))
+    for batch in list(loader)[:5]:
+        assert batch["input_ids"].shape[0] == 4 * len(TINY_LANGS)
+        for lang, labels in batch["labels"].items():  # 4 rows hold this language's target, the rest are -100
+            assert ((labels != -100).any(1)).sum().item() == 4, lang
+    recipe.training.output_dir = str(tmp_path / "out")
+    train.run(recipe)
+    history = json.loads((tmp_path / "out" / "trainer_state.json").read_text())["history"]
+    assert [entry["step"] for entry in history if "train/loss" in entry] == [1, 2, 3, 4, 5, 6]

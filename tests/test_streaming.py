@@ -180,7 +180,7 @@ def test_what_cannot_be_streamed_is_refused_with_what_to_do(tmp_path):
 
 
 @pytest.mark.parametrize("key,value", [("language_temperature", 2.0), ("max_rows_per_language", {"de": 5}),
-                                       ("max_train_samples", 100)])
+                                       ("max_train_samples", 100), ("language_batches", True)])
 def test_keys_that_count_the_whole_split_need_streaming_false(key, value):
     with pytest.raises(ValueError, match=rf"recipe key\(s\) \['{key}'\] need streaming: false"):
         load_recipe(base={"streaming": True, key: value})

@@ -9,6 +9,7 @@ row's weight by the mean correction p_l / share_l of the languages it holds. Eve
 low-resource setting taken from a full corpus.
 """
 
+import math
 import zlib
 
 import datasets
@@ -92,3 +93,68 @@ class RowSampler(Sampler):
             order = get_length_grouped_indices([self.lengths[i] for i in indices], self.batch_size, generator=generator)
             indices = indices[order]
         return iter(indices.tolist())
+
+
+class OneTargetRows(torch.utils.data.Dataset):
+    """Each (row, language) pair as an example of that language alone: item `r * L + l` is row r with its source and
+    its language-l target only, so that a batch can hold exactly B examples of every language."""
+
+    def __init__(self, rows: list[dict], source_lang: str, langs: list[str]):
+        self.rows, self.source_lang, self.langs = rows, source_lang, list(langs)
+
+    def __len__(self) -> int:
+        return len(self.rows) * len(self.langs)
+
+    def __getitem__(self, index: int) -> dict:
+        r, l = divmod(index, len(self.langs))
+        lang = self.langs[l]
+        return {"translation": {self.source_lang: self.rows[r][self.source_lang], lang: self.rows[r][lang]}}
+
+
+class LanguageBatchSampler(Sampler):
+    """`OneTargetRows` indices in device batches of L x `batch_size`: `batch_size` rows of each language, drawn from
+    the rows holding it (LibMTL's multi-input setting: per-language batches as large as a single-task model's).
+
+    An epoch is as many optimizer steps as the language with the most rows needs to see each once; a language with
+    fewer rows goes round its rows again, reshuffled. Each language's order is a seeded permutation per (seed, epoch,
+    language, round), grouped by source length with `lengths`; optimizer steps of `global_batch` rows per language
+    (per device x processes x accumulation) hold the same rows for any split of that batch."""
+
+    def __init__(self, has: torch.Tensor, seed: int, batch_size: int, global_batch: int,
+                 lengths: list[int] | None = None, langs: list[str] | None = None):
+        counts = has.sum(0)  # (L,)
+        if (counts == 0).any():
+            empty = [langs[i] if langs else i for i in (counts == 0).nonzero().flatten().tolist()]
+            raise ValueError(f"language_batches: no training row holds a target in {empty}: every trained language "
+                             "needs rows of its own (drop it from target_langs, or set language_batches: false).")
+        self.has, self.seed, self.batch_size, self.global_batch = has, seed, batch_size, global_batch
+        self.lengths, self.epoch = lengths, 0
+        self.steps = math.ceil(counts.max().item() / global_batch)  # optimizer steps per epoch
+
+    def set_epoch(self, epoch: int) -> None:  # called by Accelerate's prepared loader
+        self.epoch = epoch
+
+    def __len__(self) -> int:
+        return self.steps * self.global_batch * self.has.shape[1]
+
+    def generator(self, l: int, part) -> torch.Generator:
+        return torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{self.epoch}/{l}/{part}".encode()))
+
+    def language_order(self, l: int) -> torch.Tensor:
+        """(steps * global_batch,) row indices holding language l, this epoch's order."""
+        rows = self.has[:, l].nonzero().flatten()
+        need, rounds = self.steps * self.global_batch, []
+        while sum(map(len, rounds)) < need:
+            rounds.append(rows[torch.randperm(len(rows), generator=self.generator(l, len(rounds)))])
+        order = torch.cat(rounds)[:need]
+        if self.lengths is not None:
+            order = order[get_length_grouped_indices([self.lengths[i] for i in order], self.global_batch,
+                                                     generator=self.generator(l, "lengths"))]
+        return order
+
+    def __iter__(self):
+        num_langs = self.has.shape[1]
+        orders = torch.stack([self.language_order(l) for l in range(num_langs)])  # (L, steps * global_batch)
+        batches = orders.view(num_langs, -1, self.batch_size)  # (L, device batches, B)
+        pairs = batches * num_langs + torch.arange(num_langs)[:, None, None]  # OneTargetRows indices
+        return iter(pairs.permute(1, 0, 2).flatten().tolist())  # device batch by device batch: B of each language
