@@ -153,3 +153,30 @@ def test_training_with_language_batches_gives_every_head_b_targets_per_step(corp
     train.run(recipe)
     history = json.loads((tmp_path / "out" / "trainer_state.json").read_text())["history"]
     assert [entry["step"] for entry in history if "train/loss" in entry] == [1, 2, 3, 4, 5, 6]
+
+
+def test_a_run_with_language_batches_resumed_mid_epoch_matches_the_straight_run(corpus_dir, tiny_encoder_dir,
+                                                                                tmp_path):
+    """Checkpoints at 3 and 6 of 8 steps (4 per epoch): resuming from step 3 replays the sampler's epoch and the
+    skipped batches, so the final weights are those of the straight run, bit for bit."""
+    import shutil
+
+    from safetensors.torch import load_file
+
+    from mtl_translate.train import run
+
+    from .conftest import tiny_recipe
+
+    keys = dict(language_batches=True, decoder_dropout=0.1, trainable_encoder_layers=1, max_steps=8, save_steps=3,
+                eval_steps=4, save_total_limit=3)
+    run(load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, tmp_path / "straight", **keys)))
+    shutil.copytree(tmp_path / "straight", tmp_path / "resumed")
+    for late in ("step_6", "step_8"):
+        shutil.rmtree(tmp_path / "resumed" / "checkpoints" / late)
+    run(load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, tmp_path / "resumed",
+                                     resume_from_checkpoint="latest", **keys)))
+    a = load_file(tmp_path / "straight" / "checkpoints" / "step_8" / "model.safetensors")
+    b = load_file(tmp_path / "resumed" / "checkpoints" / "step_8" / "model.safetensors")
+    assert a.keys() == b.keys()
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, msg=key)
