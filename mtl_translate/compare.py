@@ -4,6 +4,7 @@ Every model starts from the same encoder checkpoint and trains with the recipe's
 language means: each single-task model runs the same optimizer steps at the same batch size as the multi-task model,
 on the rows that have its language, so it sees at least as many examples of that language (the multi-task model
 shares each batch's rows between languages; in total the single-task models spend N times the encoder compute).
+A multi-task recipe with `language_batches: true` sees exactly as many: B rows of every language per step.
 All models are then scored on the same test rows (a seeded sample of the test split).
 
 With `seeds`, every model is trained once per seed and the table gives mean ± std over seeds, so that a delta can

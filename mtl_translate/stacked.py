@@ -20,7 +20,8 @@ def stack(tensors) -> torch.Tensor:
 
 
 class Linear:
-    """N `nn.Linear`s (or several fused along the output), applied to x: (N, M, in) -> (N, M, out)."""
+    """N `nn.Linear`s (or several fused along the output), applied to x: (N, M, in) -> (N, M, out). One `nn.Linear`
+    (a layer every language shares) is applied to all N*M rows at once, its weights held once."""
 
     def __init__(self, *groups):  # groups[j][n]: part j of language n's output features
         weight = torch.cat([stack(m.weight for m in ms) for ms in groups], dim=1)  # (N, out, in)
@@ -28,11 +29,13 @@ class Linear:
         self.bias = torch.cat([stack(m.bias for m in ms) for ms in groups], dim=1)[:, None]  # (N, 1, out)
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.weight.shape[0] == 1:  # shared: (N*M, in) @ (in, out)
+            return torch.addmm(self.bias[0], x.reshape(-1, x.shape[-1]), self.weight[0]).view(*x.shape[:-1], -1)
         return torch.baddbmm(self.bias, x, self.weight)
 
 
 class LayerNorm:
-    """N `nn.LayerNorm`s: x (N, M, D) -> (N, M, D)."""
+    """N `nn.LayerNorm`s: x (N, M, D) -> (N, M, D); one (shared) broadcasts over N."""
 
     def __init__(self, norms):
         self.weight, self.bias = stack(m.weight for m in norms)[:, None], stack(m.bias for m in norms)[:, None]
@@ -113,7 +116,8 @@ class StackedHeads:
         self.encoder_proj = None if identity else Linear([h.encoder_proj for h in heads])
         self.memory_norm = LayerNorm([h.memory_norm for h in heads])
         self.final_norm = LayerNorm([h.final_norm for h in heads])
-        self.blocks = [StackedLayer([h.blocks[i] for h in heads], self.num_heads) for i in range(len(first.blocks))]
+        self.blocks = [StackedLayer(list({id(h.blocks[i]): h.blocks[i] for h in heads}.values()), self.num_heads)
+                       for i in range(len(first.blocks))]  # a layer the heads share (same module) is held once
 
     def cross_kv(self, memory: torch.Tensor) -> list[tuple[torch.Tensor, torch.Tensor]]:
         """memory: the shared encoder states (B, S, E) -> per layer (K, V), each (N*B, H, S, D/H)."""

@@ -15,6 +15,7 @@ from mtl_translate.configs import load_recipe
 from mtl_translate.data.collator import MultiTargetCollator
 from mtl_translate.languages import add_language, train_only
 from mtl_translate.quantization import quantize_int8
+from mtl_translate.stacked import stacked_heads
 
 from .conftest import LANGS, corpus_rows, tiny_config
 
@@ -82,6 +83,8 @@ def test_stacked_decoding_equals_head_by_head_and_follows_shared_updates(shared_
         one_by_one = shared_model.generate(ids, mask, stacked=False, max_new_tokens=8)
         assert all(torch.equal(stacked[lang], one_by_one[lang]) for lang in LANGS)
         outputs.append(stacked)
+        held = [layer.qkv.weight.shape[0] for layer in stacked_heads(shared_model, LANGS).blocks]
+        assert held == [1] * 2 + [len(LANGS)] * (len(held) - 2)  # shared layers' weights once, own ones per language
         with torch.no_grad():  # only a shared weight changes: the cached stack must be rebuilt
             shared_model.shared_decoder[1].ffn[3].weight.normal_(std=1.0, generator=torch.Generator().manual_seed(0))
     assert any(not torch.equal(outputs[0][lang], outputs[1][lang]) for lang in LANGS)  # the change shows
