@@ -272,16 +272,18 @@ def plot(rows: list[dict], runs: list[str], path: Path, errors: dict[str, list[f
     except ImportError:
         raise ValueError('comparison.png needs matplotlib: pip install matplotlib') from None
     width = 0.8 / len(runs)
-    fig, ax = plt.subplots(figsize=(1.6 + 1.2 * len(rows), 3.6))
+    many = len(runs) > 4  # labels turned upright and the legend moved beside the bars, off them
+    fig, ax = plt.subplots(figsize=(1.6 + (0.8 + 0.15 * len(runs)) * len(rows) + 1.6 * many, 3.6))
     for i, name in enumerate(runs):
         xs = [j + (i - (len(runs) - 1) / 2) * width for j in range(len(rows))]
         bars = ax.bar(xs, [r[name][0] for r in rows], width, label=name, yerr=errors[name] if errors else None,
                       capsize=2)
-        ax.bar_label(bars, fmt="%.1f", fontsize=7)
+        ax.bar_label(bars, fmt="%.1f", fontsize=6 if many else 7, rotation=90 if many else 0, padding=2)
     ax.set_xticks(range(len(rows)), [r["lang"] for r in rows])
     ax.set_ylabel("test BLEU")
     ax.set_title("multi-task vs single-task (same steps, same test rows)" + (", mean ± std" if errors else ""))
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, **({"loc": "upper left", "bbox_to_anchor": (1.0, 1.0)} if many else {}))
+    ax.margins(y=0.15)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
