@@ -109,3 +109,25 @@ def test_accelerate_launch_two_processes_with_a_time_cap_ends_cleanly(corpus_dir
     assert final["num_processes"] == 2 and "relaunching" in proc.stderr
     assert 0 < final["step"] < 10_000 and f"stopping at step {final['step']}" in proc.stdout
     assert (tmp_path / "capped" / "checkpoints" / f"step_{final['step']}").is_dir()
+
+
+def test_language_batches_on_two_processes_equal_one_process_with_accumulation(corpus_dir, tiny_encoder_dir,
+                                                                              tmp_path):
+    """With `language_batches`, Accelerate hands each process whole device batches of B rows per language: 2
+    processes x B train on the rows that 1 process x B x accumulation 2 trains on (per-language losses and weights
+    agree up to float summation order)."""
+    common = dict(language_batches=True, trainable_encoder_layers=1, max_steps=4, eval_steps=4, save_steps=4,
+                  max_eval_samples=6, max_test_samples=6)
+    two = tiny_recipe(corpus_dir, tiny_encoder_dir, tmp_path / "lb_two", **common)
+    one = tiny_recipe(corpus_dir, tiny_encoder_dir, tmp_path / "lb_one", gradient_accumulation_steps=2, **common)
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    launch(torchrun, two, tmp_path), launch([sys.executable], one, tmp_path)
+    logs_two, logs_one = train_logs(tmp_path / "lb_two"), train_logs(tmp_path / "lb_one")
+    assert len(logs_two) == 4
+    for a, b in zip(logs_two, logs_one, strict=True):
+        for key in ("train/loss", "train/de", "train/fr", "train/es"):
+            assert a[key] == pytest.approx(b[key], rel=1e-4), (a["step"], key)
+    weights_two = load_file(tmp_path / "lb_two" / "checkpoints/step_4/model.safetensors")
+    weights_one = load_file(tmp_path / "lb_one" / "checkpoints/step_4/model.safetensors")
+    for key in weights_one:
+        torch.testing.assert_close(weights_two[key], weights_one[key], atol=1e-5, rtol=0)

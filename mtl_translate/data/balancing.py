@@ -137,7 +137,7 @@ class LanguageBatchSampler(Sampler):
     def __len__(self) -> int:
         return self.steps * self.global_batch * self.has.shape[1]
 
-    def generator(self, l: int, part) -> torch.Generator:
+    def seeded(self, l: int, part) -> torch.Generator:  # not `generator`: Accelerate syncs a `sampler.generator`
         return torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{self.epoch}/{l}/{part}".encode()))
 
     def language_order(self, l: int) -> torch.Tensor:
@@ -145,11 +145,11 @@ class LanguageBatchSampler(Sampler):
         rows = self.has[:, l].nonzero().flatten()
         need, rounds = self.steps * self.global_batch, []
         while sum(map(len, rounds)) < need:
-            rounds.append(rows[torch.randperm(len(rows), generator=self.generator(l, len(rounds)))])
+            rounds.append(rows[torch.randperm(len(rows), generator=self.seeded(l, len(rounds)))])
         order = torch.cat(rounds)[:need]
         if self.lengths is not None:
             order = order[get_length_grouped_indices([self.lengths[i] for i in order], self.global_batch,
-                                                     generator=self.generator(l, "lengths"))]
+                                                     generator=self.seeded(l, "lengths"))]
         return order
 
     def __iter__(self):
