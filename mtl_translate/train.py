@@ -258,17 +258,18 @@ def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> D
                                        lengths, langs)
         accelerator.print(f"language batches: {t.per_device_train_batch_size} rows of each of {len(langs)} languages "
                           f"per device batch; an epoch is {sampler.steps} optimizer steps")
-        pairs = OneTargetRows(rows, data.source_lang, langs)
-        return DataLoader(pairs, batch_size=t.per_device_train_batch_size * len(langs), sampler=sampler, collate_fn=collator, generator=torch.Generator().manual_seed(t.seed))
-    weights = None
-    if data.language_temperature != 1.0:
-        has = target_mask(rows, data.target_langs)
-        weights = temperature_row_weights(has, data.language_temperature)
-        shares = zip(data.target_langs, language_shares(has).tolist(), language_shares(has, weights).tolist())
-        accelerator.print("language shares natural -> sampled (T=%g): %s" % (data.language_temperature, ", ".join(
-            f"{lang} {a:.3f} -> {b:.3f}" for lang, a, b in shares)))
-    sampler = RowSampler(len(rows), t.seed, weights, lengths, global_batch)
-    return DataLoader(train, batch_size=t.per_device_train_batch_size, sampler=sampler, collate_fn=collator,
+        items, batch_size = OneTargetRows(rows, data.source_lang, langs), t.per_device_train_batch_size * len(langs)
+    else:
+        weights = None
+        if data.language_temperature != 1.0:
+            has = target_mask(rows, data.target_langs)
+            weights = temperature_row_weights(has, data.language_temperature)
+            shares = zip(data.target_langs, language_shares(has).tolist(), language_shares(has, weights).tolist())
+            accelerator.print("language shares natural -> sampled (T=%g): %s" % (data.language_temperature, ", ".join(
+                f"{lang} {a:.3f} -> {b:.3f}" for lang, a, b in shares)))
+        sampler = RowSampler(len(rows), t.seed, weights, lengths, global_batch)
+        items, batch_size = train, t.per_device_train_batch_size
+    return DataLoader(items, batch_size=batch_size, sampler=sampler, collate_fn=collator,
                       generator=torch.Generator().manual_seed(t.seed))
 
 
