@@ -232,9 +232,10 @@ def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int, 
 
 
 def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> DataLoader:
-    """Shuffled rows each epoch, grouped into batches of similar source length (less padding, faster steps) and,
-    with `language_temperature` != 1, drawn with weights that rebalance the languages. With `language_batches`,
-    each device batch holds B rows of every language instead, each row training that language only.
+    """Shuffled rows each epoch, grouped into batches of similar source length in tokens (less padding, faster
+    steps) and, with `language_temperature` != 1, drawn with weights that rebalance the languages. With
+    `language_batches`, each device batch holds B rows of every language instead, each row training that language
+    only.
 
     The row order depends on the seed, the epoch and the global batch (per device x processes x accumulation) only,
     so N processes with batch B see the rows that one process with batch N*B (or accumulation N) sees. The loader
@@ -246,11 +247,11 @@ def build_loader(recipe: Recipe, train, collator, accelerator: Accelerator) -> D
     if data.streaming:
         stream = StreamingRows(train, t.seed, data.shuffle_buffer_size, t.per_device_train_batch_size,
                                accelerator.num_processes, accelerator.process_index, t.gradient_accumulation_steps,
-                               t.group_by_length)
+                               t.group_by_length, collator.source_lengths)
         return DataLoader(stream, batch_size=None, generator=torch.Generator().manual_seed(t.seed),
                           collate_fn=lambda item: {**collator(item["rows"]), "stream_position": item["position"]})
     rows = train["translation"]
-    lengths = [len(row[data.source_lang]) for row in rows] if t.group_by_length else None
+    lengths = collator.source_lengths(rows) if t.group_by_length else None
     global_batch = t.per_device_train_batch_size * accelerator.num_processes * t.gradient_accumulation_steps
     if data.language_batches:
         langs = trained_languages(recipe)

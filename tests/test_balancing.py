@@ -155,6 +155,33 @@ def test_training_with_language_batches_gives_every_head_b_targets_per_step(corp
     assert [entry["step"] for entry in history if "train/loss" in entry] == [1, 2, 3, 4, 5, 6]
 
 
+def test_rows_are_grouped_by_source_length_in_tokens_not_characters(corpus_dir, tiny_encoder_dir, tmp_path):
+    """Sources of one length in characters but one to six words: grouped by characters the batches would be random
+    (a third padding); grouped by tokens, as the collator cuts them, they are nearly padding-free."""
+    import random
+
+    from accelerate import Accelerator
+    from datasets import Dataset
+
+    from mtl_translate import train
+    from mtl_translate.data.collator import MultiTargetCollator
+
+    from .conftest import LANGS as TINY_LANGS, tiny_recipe
+
+    recipe = load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, tmp_path / "out"))
+    rows, _ = train.load_data(recipe, Accelerator(cpu=True))
+    collator = MultiTargetCollator(train.build_tokenizer(recipe, rows, tiny_encoder_dir, Accelerator(cpu=True)), "en",
+                                   TINY_LANGS)
+    sources = ["information", "hello world", "a b c world", "a b c d e f"]  # 11 characters each
+    assert collator.source_lengths([{"en": s} for s in sources]) == [3, 4, 6, 8]  # with [CLS] and [SEP]
+    pick = random.Random(0)
+    same = Dataset.from_dict({"translation": [{"en": pick.choice(sources), **{lang: "x" for lang in TINY_LANGS}}
+                                              for _ in range(800)]})
+    masks = [batch["attention_mask"] for batch in train.build_loader(recipe, same, collator, Accelerator(cpu=True))]
+    assert sum(mask.shape[0] for mask in masks) == 800
+    assert sum((mask == 0).sum().item() for mask in masks) / sum(mask.numel() for mask in masks) < 0.05
+
+
 def test_a_run_with_language_batches_resumed_mid_epoch_matches_the_straight_run(corpus_dir, tiny_encoder_dir,
                                                                                 tmp_path):
     """Checkpoints at 3 and 6 of 8 steps (4 per epoch): resuming from step 3 replays the sampler's epoch and the

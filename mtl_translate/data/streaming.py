@@ -26,7 +26,7 @@ import json
 import os
 import random
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import pyarrow.parquet as pq
 import torch
@@ -184,11 +184,14 @@ def buffer_shuffled(records: Iterator, rng: random.Random, size: int) -> Iterato
 
 class StreamingRows(IterableDataset):
     """Endless micro-batches of one process: items `{"rows": [batch_size rows {"translation": {...}}], "position":
-    ...}`, the position being where the stream stands after these rows (`resume` starts there)."""
+    ...}`, the position being where the stream stands after these rows (`resume` starts there). `source_lengths`:
+    the `{lang: text}` rows' source lengths for `group_by_length` (the collator's, in tokens; default: characters)."""
 
     def __init__(self, stream: RowStream, seed: int, buffer_size: int, batch_size: int, num_processes: int = 1,
-                 process_index: int = 0, accumulation: int = 1, group_by_length: bool = False):
+                 process_index: int = 0, accumulation: int = 1, group_by_length: bool = False,
+                 source_lengths: Callable[[list[dict]], list[int]] | None = None):
         self.stream, self.seed, self.buffer_size, self.group_by_length = stream, seed, buffer_size, group_by_length
+        self.source_lengths = source_lengths or (lambda rows: [len(row[stream.langs[0]]) for row in rows])
         self.batch_size, self.num_processes, self.process_index = batch_size, num_processes, process_index
         self.global_batch = batch_size * num_processes * accumulation  # rows of one optimizer step
         self.window = self.global_batch * (WINDOW_BATCHES if group_by_length else 1)
@@ -232,5 +235,4 @@ class StreamingRows(IterableDataset):
         if not self.group_by_length:
             return list(range(len(rows)))
         generator = torch.Generator().manual_seed(zlib.crc32(f"{self.seed}/{epoch}/{drawn}".encode()))
-        lengths = [len(row[self.stream.langs[0]]) for row in rows]
-        return get_length_grouped_indices(lengths, self.global_batch, WINDOW_BATCHES, generator)
+        return get_length_grouped_indices(self.source_lengths(rows), self.global_batch, WINDOW_BATCHES, generator)
