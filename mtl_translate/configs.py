@@ -30,6 +30,8 @@ class ModelArguments:
     decoder_dropout: float = 0.1
     shared_decoder_layers: int = 0  # bottom decoder layers run by every language (embeddings, top layers: its own)
     target_vocab_size: int = 8000  # SentencePiece vocabulary per target language
+    shared_vocabularies: list[list[str]] = field(default_factory=list)  # [[fr, es]]: each group's languages share
+    # one SentencePiece vocabulary of target_vocab_size, trained on their targets together (heads stay separate)
     max_source_length: int = 64
     max_target_length: int = 64
     label_smoothing: float = 0.1
@@ -218,12 +220,20 @@ class Recipe:
                              "from the targets.")
         named = {"loss_weights": list(self.model.loss_weights), "train_languages": self.training.train_languages or [],
                  "max_rows_per_language": list(self.data.max_rows_per_language),
-                 **{f"language_groups[{group!r}]": members for group, members in self.model.language_groups.items()}}
+                 **{f"language_groups[{group!r}]": members for group, members in self.model.language_groups.items()},
+                 **{f"shared_vocabularies[{i}]": group for i, group in enumerate(self.model.shared_vocabularies)}}
         for key, codes in named.items():
             unknown = [code for code in codes if code not in langs]
             if unknown:
                 raise ValueError(f"recipe key {key!r} names {unknown}, not in target_langs {langs}; fix the code, "
                                  "or add the language to target_langs.")
+        grouped = [lang for group in self.model.shared_vocabularies for lang in group]
+        twice = sorted({lang for lang in grouped if grouped.count(lang) > 1})
+        alone = [group for group in self.model.shared_vocabularies if len(group) < 2]
+        if twice or alone:
+            raise ValueError(f"recipe key 'shared_vocabularies' ({self.model.shared_vocabularies}) must list groups of "
+                             f"two or more languages, each language in one group at most; "
+                             + (f"{twice} are in more than one." if twice else f"{alone} has fewer than two."))
         negative = {lang: w for lang, w in self.model.loss_weights.items() if w < 0}
         if negative:
             raise ValueError(f"recipe key 'loss_weights' must be >= 0 for every language, got {negative}.")

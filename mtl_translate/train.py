@@ -8,6 +8,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -88,9 +89,11 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
     return train, evals
 
 
-def tokenizer_fingerprint(texts: dict[str, list[str]], vocab_size: int) -> str:
-    """What the target tokenizers were trained from: languages, vocabulary size and every training target."""
-    digest = hashlib.sha256(json.dumps({"vocab_size": vocab_size, "languages": list(texts)}).encode())
+def tokenizer_fingerprint(texts: dict[str, list[str]], vocab_size: int, shared: list[list[str]]) -> str:
+    """What the target tokenizers were trained from: languages, vocabulary size, shared vocabularies and every
+    training target."""
+    digest = hashlib.sha256(json.dumps({"vocab_size": vocab_size, "languages": list(texts),
+                                        **({"shared_vocabularies": shared} if shared else {})}).encode())
     for lang, lines in texts.items():
         digest.update(f"\0{lang}\0".encode())
         digest.update("\n".join(lines).encode())
@@ -99,18 +102,25 @@ def tokenizer_fingerprint(texts: dict[str, list[str]], vocab_size: int) -> str:
 
 def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accelerator,
                     init: Translator | None = None) -> MTLTokenizer:
-    """One SentencePiece model per language, trained on its training targets; languages of the `init_model` keep
-    theirs. A resumed run reuses the ones it trained, after checking they came from the same data (a fresh run
-    starts in an empty output_dir). A stream trains them on its first `tokenizer_train_rows` rows: SentencePiece holds
-    its texts in memory (and samples 2M sentences of them anyway)."""
-    out, langs = recipe.training.output_dir, recipe.data.target_langs
+    """One SentencePiece model per language, trained on its training targets, or per `shared_vocabularies` group,
+    trained on its languages' targets together (every member gets a copy in its own tokenizers/<lang>/); languages
+    of the `init_model` keep theirs. A resumed run reuses the ones it trained, after checking they came from the
+    same data (a fresh run starts in an empty output_dir). A stream trains them on its first `tokenizer_train_rows`
+    rows: SentencePiece holds its texts in memory (and samples 2M sentences of them anyway)."""
+    out, langs, shared = recipe.training.output_dir, recipe.data.target_langs, recipe.model.shared_vocabularies
     source = init.tokenizer.source if init else AutoTokenizer.from_pretrained(encoder_path)
     targets = {lang: init.tokenizer.targets[lang] for lang in langs if init and lang in init.tokenizer.targets}
+    kept = [lang for group in shared for lang in group if lang in targets]
+    if kept:
+        raise ValueError(f"recipe key 'shared_vocabularies' ({shared}) groups {kept}, which keep the vocabulary of "
+                         f"init_model {recipe.model.init_model}; a shared vocabulary is trained for new languages only: "
+                         "group only languages the init model lacks.")
     new = [lang for lang in langs if lang not in targets]
+    units = [*shared, *([lang] for lang in new if not any(lang in group for group in shared))]  # one model each
     rows = train.head(recipe.data.tokenizer_train_rows) if recipe.data.streaming else \
         train.select_columns(["translation"])[:]["translation"]
     texts = {lang: [row[lang] for row in rows if row[lang]] for lang in new}
-    fingerprint = tokenizer_fingerprint(texts, recipe.model.target_vocab_size)
+    fingerprint = tokenizer_fingerprint(texts, recipe.model.target_vocab_size, shared)
     stamp = Path(out, "tokenizers", "fingerprint.json")
     folder = {lang: os.path.join(out, "tokenizers", lang) for lang in new}
     with accelerator.main_process_first():
@@ -122,8 +132,15 @@ def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accel
             targets.update({lang: TargetTokenizer(vocab_file=os.path.join(folder[lang], "tokenizer.model"))
                             for lang in new})
         else:
-            targets.update({lang: TargetTokenizer.train(texts[lang], recipe.model.target_vocab_size, folder[lang], lang)
-                            for lang in new})
+            for unit in units:
+                TargetTokenizer.train([text for lang in unit for text in texts[lang]], recipe.model.target_vocab_size,
+                                      folder[unit[0]], "+".join(unit))
+                for lang in unit[1:]:
+                    os.makedirs(folder[lang], exist_ok=True)
+                    shutil.copyfile(os.path.join(folder[unit[0]], "tokenizer.model"),
+                                    os.path.join(folder[lang], "tokenizer.model"))
+                targets.update({lang: TargetTokenizer(vocab_file=os.path.join(folder[lang], "tokenizer.model"))
+                                for lang in unit})
             if accelerator.is_main_process:
                 stamp.parent.mkdir(parents=True, exist_ok=True)
                 stamp.write_text(json.dumps({"fingerprint": fingerprint}))
