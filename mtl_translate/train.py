@@ -129,8 +129,6 @@ def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accel
                 raise ValueError(f"{stamp.parent}: these tokenizers were trained on other data or languages than this "
                                  "run's (fingerprint differs); resume with the data the run started with, or start a "
                                  "fresh run with --overwrite_output_dir true.")
-            targets.update({lang: TargetTokenizer(vocab_file=os.path.join(folder[lang], "tokenizer.model"))
-                            for lang in new})
         else:
             for unit in units:
                 TargetTokenizer.train([text for lang in unit for text in texts[lang]], recipe.model.target_vocab_size,
@@ -139,11 +137,10 @@ def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accel
                     os.makedirs(folder[lang], exist_ok=True)
                     shutil.copyfile(os.path.join(folder[unit[0]], "tokenizer.model"),
                                     os.path.join(folder[lang], "tokenizer.model"))
-                targets.update({lang: TargetTokenizer(vocab_file=os.path.join(folder[lang], "tokenizer.model"))
-                                for lang in unit})
             if accelerator.is_main_process:
                 stamp.parent.mkdir(parents=True, exist_ok=True)
                 stamp.write_text(json.dumps({"fingerprint": fingerprint}))
+        targets.update({lang: TargetTokenizer(vocab_file=os.path.join(folder[lang], "tokenizer.model")) for lang in new})
     return MTLTokenizer(source, {lang: targets[lang] for lang in langs})
 
 
