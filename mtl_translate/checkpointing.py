@@ -26,7 +26,7 @@ STEP_NAME = re.compile(r"step_(\d+)")
 # different run. The others (max_steps, eval/save/logging steps, output and Hub settings, ...) may change on resume.
 STEP_DEFINING_KEYS = (
     "encoder_name_or_path", "decoder_layers", "decoder_hidden_size", "decoder_attention_heads", "decoder_ffn_dim",
-    "shared_decoder_layers", "target_vocab_size", "max_source_length", "max_target_length",
+    "shared_decoder_layers", "share_group_embeddings", "target_vocab_size", "max_source_length", "max_target_length",
     "trainable_encoder_layers", "sharing",
     "shared_layers", "language_groups", "cross_stitch_init", "adapter_size", "loss_weighting",
     "dataset_name", "dataset_config", "source_lang", "target_langs", "column_mapping", "train_split",

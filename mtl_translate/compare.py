@@ -55,7 +55,7 @@ def single_task_recipe(recipe: Recipe, lang: str, output_dir: Path) -> Recipe:
     single.data.language_temperature, single.data.language_batches = 1.0, False  # one language: a plain batch
     single.model.sharing, single.model.loss_weighting, single.model.loss_weights = "hard", "static", {}
     single.model.shared_decoder_layers = 0  # one language: shared layers are its own (the same model, other names)
-    single.model.shared_vocabularies = []  # its vocabulary is its own language's
+    single.model.shared_vocabularies, single.model.share_group_embeddings = [], False  # its own vocabulary
     single.data.max_rows_per_language = {k: n for k, n in recipe.data.max_rows_per_language.items() if k == lang}
     single.training.output_dir, single.training.push_to_hub = str(output_dir), False
     return single

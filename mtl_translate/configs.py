@@ -32,6 +32,8 @@ class ModelArguments:
     target_vocab_size: int = 8000  # SentencePiece vocabulary per target language
     shared_vocabularies: list[list[str]] = field(default_factory=list)  # [[fr, es]]: each group's languages share
     # one SentencePiece vocabulary of target_vocab_size, trained on their targets together (heads stay separate)
+    share_group_embeddings: bool = False  # the heads of each shared_vocabularies group also share one embedding
+    # (= output) matrix (Johnson et al. 2017); their layers stay their own
     max_source_length: int = 64
     max_target_length: int = 64
     label_smoothing: float = 0.1
@@ -234,6 +236,13 @@ class Recipe:
             raise ValueError(f"recipe key 'shared_vocabularies' ({self.model.shared_vocabularies}) must list groups of "
                              f"two or more languages, each language in one group at most; "
                              + (f"{twice} are in more than one." if twice else f"{alone} has fewer than two."))
+        if self.model.share_group_embeddings and not self.model.shared_vocabularies:
+            raise ValueError("recipe key 'share_group_embeddings' is true but 'shared_vocabularies' is empty: only "
+                             "languages with one vocabulary can share an embedding; list the groups, e.g. "
+                             "shared_vocabularies: [[fr, es]].")
+        if self.model.share_group_embeddings and self.model.init_model:
+            raise ValueError("recipe key 'share_group_embeddings' with 'init_model': languages added to a trained "
+                             "model get embeddings of their own; set share_group_embeddings: false.")
         negative = {lang: w for lang, w in self.model.loss_weights.items() if w < 0}
         if negative:
             raise ValueError(f"recipe key 'loss_weights' must be >= 0 for every language, got {negative}.")

@@ -29,6 +29,8 @@ class MTLConfig(PretrainedConfig):
     decoder_ffn_dim: int = 1024
     decoder_dropout: float = 0.1
     shared_decoder_layers: int = 0  # bottom decoder layers every language runs (its embeddings and top layers its own)
+    embedding_groups: list[list[str]] | None = None  # [[fr, es]]: one vocabulary, so one embedding (= output) matrix
+    tie_word_embeddings: bool = True  # transformers ties `_tied_weights_keys` (embedding_groups) only when True
     max_target_positions: int = 128  # longest target, in tokens, EOS included
     label_smoothing: float = 0.1
     protect_placeholders: bool = False  # translate masks %s, --help, paths... and restores them (placeholders.py)
@@ -61,6 +63,15 @@ class MTLConfig(PretrainedConfig):
             raise ValueError(f"MTLConfig: no target_vocab_sizes entry for language(s) {missing}.")
         self.loss_weights = {lang: float((self.loss_weights or {}).get(lang, 1.0)) for lang in self.languages}
         check_sharing_config(self)
+        self.embedding_groups = [list(group) for group in self.embedding_groups or []] or None
+        for group in self.embedding_groups or []:
+            if len(group) < 2 or not set(group) <= set(self.languages) or \
+                    len({self.target_vocab_sizes[lang] for lang in group}) > 1:
+                raise ValueError(f"embedding_groups: {group} must hold 2+ languages of {self.languages} with one "
+                                 f"vocabulary size (target_vocab_sizes {self.target_vocab_sizes}).")
+        grouped = [lang for group in self.embedding_groups or [] for lang in group]
+        if len(grouped) > len(set(grouped)):
+            raise ValueError(f"embedding_groups {self.embedding_groups}: a language may be in one group only.")
         if not 0 <= self.shared_decoder_layers <= self.decoder_layers:
             raise ValueError(f"shared_decoder_layers={self.shared_decoder_layers} must be between 0 and "
                              f"decoder_layers={self.decoder_layers}.")

@@ -214,6 +214,8 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
     if config.get("shared_decoder_layers"):
         heads += (f" (the bottom {config['shared_decoder_layers']} of their {config.get('decoder_layers')} layers "
                   "shared by every language)")
+    for group in config.get("embedding_groups") or []:
+        heads += f"; {' and '.join(group)} share one vocabulary and one embedding matrix"
     local = "" if _looks_like_hub_id(encoder) else " (a local checkpoint, not on the Hub)"
     usage = (
         "```python\nimport mtl_translate  # registers the model with AutoModel\n"

@@ -34,18 +34,21 @@ def model_info(name_or_path: str) -> dict:
                        if any(name.startswith(prefix) for prefix in model.sharing_mode.owned_prefixes(model, lang)))
              for lang in config.languages}
     shared_decoder = sum(p.numel() for p in model.shared_decoder.parameters())
-    total = model.num_parameters()
+    total = model.num_parameters()  # a tied embedding (embedding_groups) once; `heads` count it in each member
+    encoder = sum(p.numel() for name, p in model.named_parameters()
+                  if not name.startswith(("decoders.", "shared_decoder.")))
     generation = read_object(folder, "generation_config.json") or {}
     return {
         "model": folder,
         "encoder": config.encoder_name_or_path,
         "source_lang": config.source_lang,
         "languages": list(config.languages),
-        "parameters": {"total": total, "encoder": total - sum(heads.values()) - shared_decoder, "heads": heads,
+        "parameters": {"total": total, "encoder": encoder, "heads": heads,
                        "shared_decoder": shared_decoder, "encoder_owned_by_language": owned},
         "sharing": {"mode": config.sharing, **{k: getattr(config, k) for k in SHARING_KEYS.get(config.sharing, [])}},
         "loss_weighting": {"method": config.loss_weighting, "loss_weights": config.loss_weights},
         "vocab_sizes": {"source": config.encoder.vocab_size, **config.target_vocab_sizes},
+        "embedding_groups": config.embedding_groups or [],
         "max_source_length": getattr(config, "max_source_length", None),
         "max_target_positions": config.max_target_positions,
         "protect_placeholders": getattr(config, "protect_placeholders", False),
@@ -87,7 +90,8 @@ def format_info(info: dict) -> str:
         + f"heads: {per_language}",
         f"sharing: {sharing['mode']}" + "".join(f", {k}={v}" for k, v in sharing.items() if k != "mode"),
         f"loss weighting: {info['loss_weighting']['method']}, weights {info['loss_weighting']['loss_weights']}",
-        "vocabulary: " + ", ".join(f"{k} {v:,}" for k, v in info["vocab_sizes"].items()),
+        "vocabulary: " + ", ".join(f"{k} {v:,}" for k, v in info["vocab_sizes"].items())
+        + "".join(f"; {' and '.join(group)} share one vocabulary and embedding" for group in info["embedding_groups"]),
         f"max lengths: source {info['max_source_length'] or 'not recorded (128)'} tokens, target "
         f"{info['max_target_positions']} tokens",
         f"protect_placeholders: {info['protect_placeholders']}",

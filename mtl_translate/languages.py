@@ -4,7 +4,8 @@ every other language keeps its weights bit for bit (and so its translations).
 What a language owns is its decoder head plus the encoder parts its sharing mode gives it alone
 (`SharingMode.owned_prefixes`: its soft-sharing copy, its own partial-sharing group, its adapters, ...). Adding or
 removing a language builds or drops only those; training some languages trains only what they own (shared decoder
-layers, `shared_decoder_layers`, belong to no language: they stay frozen, and a new language learns above them).
+layers, `shared_decoder_layers`, belong to no language: they stay frozen, and a new language learns above them; the
+embedding an `embedding_groups` group shares trains only when every language of the group does).
 """
 
 import copy
@@ -60,7 +61,10 @@ def remove_language(model, lang: str) -> None:
     config.loss_weights = {k: v for k, v in cfg.loss_weights.items() if k != lang}
     groups = {name: [m for m in members if m != lang] for name, members in (cfg.language_groups or {}).items()}
     config.language_groups = {name: members for name, members in groups.items() if members} or None
+    config.embedding_groups = [kept for kept in ([m for m in group if m != lang] for group in cfg.embedding_groups or [])
+                               if len(kept) > 1] or None  # a language left alone keeps the embedding, untied
     _reconfigure(model, config)
+    model.retie_group_embeddings()
 
 
 def train_only(model, langs: list[str]) -> list[str]:
@@ -69,7 +73,9 @@ def train_only(model, langs: list[str]) -> list[str]:
     model.check_languages(langs)
     prefixes = [f"decoders.{lang}." for lang in langs]
     prefixes += [p for lang in langs for p in model.sharing_mode.owned_prefixes(model, lang)]
+    shared = [f"decoders.{m}.embed_tokens." for group in model.config.embedding_groups or []
+              if not set(group) <= set(langs) for m in group]  # the group's other languages read it too
     for name, param in model.named_parameters():
-        if not name.startswith(tuple(prefixes)):
+        if not name.startswith(tuple(prefixes)) or name.startswith(tuple(shared)):
             param.requires_grad_(False)
     return prefixes

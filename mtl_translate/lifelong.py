@@ -34,7 +34,8 @@ def add_language_to_folder(model_dir: str, lang: str, data: str, output_dir: str
     base = saved_recipe(model_dir)
     base.update(init_model=str(model_dir), target_langs=[*base["target_langs"], lang], train_languages=[lang],
                 dataset_name=data, build_gettext=False, output_dir=output_dir or f"{str(model_dir).rstrip('/')}-{lang}",
-                resume_from_checkpoint=None, overwrite_output_dir=False, push_to_hub=False)
+                resume_from_checkpoint=None, overwrite_output_dir=False, push_to_hub=False,
+                shared_vocabularies=[], share_group_embeddings=False)  # the model's groups stay as they are
     return run(load_recipe(base=base, overrides=overrides))
 
 
@@ -54,6 +55,9 @@ def remove_language_from_folder(model_dir: str, lang: str, output_dir: str) -> P
         values["loss_weights"] = {k: v for k, v in (values.get("loss_weights") or {}).items() if k != lang}
         groups = {g: [m for m in members if m != lang] for g, members in (values.get("language_groups") or {}).items()}
         values["language_groups"] = {g: members for g, members in groups.items() if members}
+        kept = [[m for m in group if m != lang] for group in values.get("shared_vocabularies") or []]
+        values["shared_vocabularies"] = [group for group in kept if len(group) > 1]
+        values["share_group_embeddings"] = bool(values.get("share_group_embeddings") and values["shared_vocabularies"])
         (out / "recipe.yaml").write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
     scores = Path(model_dir, "eval_results.json")
     if scores.is_file():

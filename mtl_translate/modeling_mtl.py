@@ -66,7 +66,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
     block} (adapters). This class names no mode: it asks `self.sharing_mode`.
 
     `shared_decoder`: the bottom `shared_decoder_layers` decoder layers, which every head runs below its own (empty by
-    default: each language has a decoder of its own and only the encoder is shared)."""
+    default: each language has a decoder of its own and only the encoder is shared). `config.embedding_groups`: languages
+    with one vocabulary whose heads share one embedding (= output) matrix, tied as transformers ties weights."""
 
     def __init__(self, config: MTLConfig):
         super().__init__(config)
@@ -82,7 +83,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
         for head in self.decoders.values():
             head.share(self.shared_decoder)
         self.loss_weighting = build_loss_weighting(config)
-        self.post_init()
+        self._tied_weights_keys = self.group_embedding_ties()
+        self.post_init()  # ties them (transformers' tied weights: saved once, tied again on load)
         self.generation_config = GenerationConfig(
             bos_token_id=config.target_bos_token_id,
             eos_token_id=config.target_eos_token_id,
@@ -92,6 +94,17 @@ class MTLTranslationModel(MTLPreTrainedModel):
             num_beams=1,
             length_penalty=1.0,
         )
+
+    def group_embedding_ties(self) -> dict[str, str]:
+        """`config.embedding_groups` as transformers' tied weights: {member's embedding: first member's}."""
+        return {f"decoders.{lang}.embed_tokens.weight": f"decoders.{group[0]}.embed_tokens.weight"
+                for group in self.config.embedding_groups or [] for lang in group[1:]}
+
+    def retie_group_embeddings(self) -> None:
+        """After the languages changed (languages.py): tie the embeddings of the config's groups again."""
+        self._tied_weights_keys = self.group_embedding_ties()
+        self.all_tied_weights_keys = self.get_expanded_tied_weights_keys(all_submodels=True)
+        self.tie_weights(recompute_mapping=False)
 
     @classmethod
     def can_generate(cls) -> bool:

@@ -183,6 +183,7 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
             decoder_layers=m.decoder_layers, decoder_hidden_size=m.decoder_hidden_size,
             decoder_attention_heads=m.decoder_attention_heads, decoder_ffn_dim=m.decoder_ffn_dim,
             decoder_dropout=m.decoder_dropout, shared_decoder_layers=m.shared_decoder_layers,
+            embedding_groups=m.shared_vocabularies if m.share_group_embeddings else None,
             max_target_positions=m.max_target_length + 1,
             label_smoothing=m.label_smoothing, sharing=m.sharing, soft_sharing_weight=m.soft_sharing_weight,
             shared_layers=m.shared_layers, language_groups=m.language_groups or None, loss_weighting=m.loss_weighting,
