@@ -37,6 +37,21 @@ STEP_DEFINING_KEYS = (
 )
 
 
+class TiedEmbeddingsSavedOnce(logging.Filter):
+    """Accelerate's save_state warns that it saved a shared tensor under one name only. For the embeddings that an
+    `embedding_groups` group ties that is the intent (they are tied again on load, and a resume is exact:
+    test_group_embeddings.py), so that warning is dropped; one about any other shared tensor still shows."""
+
+    TIED = re.compile(r"(\[RANK \d+\] )?Removed shared tensor "
+                      r"\{('decoders\.[\w-]+\.embed_tokens\.weight'(, )?)+\} while saving")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not self.TIED.match(record.getMessage())
+
+
+logging.getLogger("accelerate.utils.other").addFilter(TiedEmbeddingsSavedOnce())
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on (non-finite losses, processes that do not form one group); the CLI prints it as one
     line, like bad input."""
