@@ -61,10 +61,14 @@ def remove_language(model, lang: str) -> None:
     config.loss_weights = {k: v for k, v in cfg.loss_weights.items() if k != lang}
     groups = {name: [m for m in members if m != lang] for name, members in (cfg.language_groups or {}).items()}
     config.language_groups = {name: members for name, members in groups.items() if members} or None
-    config.embedding_groups = [kept for kept in ([m for m in group if m != lang] for group in cfg.embedding_groups or [])
-                               if len(kept) > 1] or None  # a language left alone keeps the embedding, untied
+    config.embedding_groups = groups_without(cfg.embedding_groups, lang) or None  # one left alone keeps it, untied
     _reconfigure(model, config)
     model.retie_group_embeddings()
+
+
+def groups_without(groups: list[list[str]] | None, lang: str) -> list[list[str]]:
+    """`embedding_groups` / `shared_vocabularies` without `lang`; a group left with one language is no group."""
+    return [kept for kept in ([m for m in group if m != lang] for group in groups or []) if len(kept) > 1]
 
 
 def train_only(model, langs: list[str]) -> list[str]:

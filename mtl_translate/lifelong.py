@@ -13,7 +13,7 @@ import yaml
 from .configs import load_recipe
 from .evaluation import PER_LANGUAGE, summarize
 from .hub import save_model_card
-from .languages import remove_language
+from .languages import groups_without, remove_language
 from .translate import Translator
 
 
@@ -55,8 +55,7 @@ def remove_language_from_folder(model_dir: str, lang: str, output_dir: str) -> P
         values["loss_weights"] = {k: v for k, v in (values.get("loss_weights") or {}).items() if k != lang}
         groups = {g: [m for m in members if m != lang] for g, members in (values.get("language_groups") or {}).items()}
         values["language_groups"] = {g: members for g, members in groups.items() if members}
-        kept = [[m for m in group if m != lang] for group in values.get("shared_vocabularies") or []]
-        values["shared_vocabularies"] = [group for group in kept if len(group) > 1]
+        values["shared_vocabularies"] = groups_without(values.get("shared_vocabularies"), lang)
         values["share_group_embeddings"] = bool(values.get("share_group_embeddings") and values["shared_vocabularies"])
         (out / "recipe.yaml").write_text(yaml.safe_dump(values, sort_keys=False, allow_unicode=True))
     scores = Path(model_dir, "eval_results.json")
