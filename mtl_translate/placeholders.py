@@ -1,9 +1,10 @@
 """Spans of software strings that must come out of translation unchanged, and their mask tokens.
 
 Placeholders (`%s`, `%1$d`, `%(name)s`, `{0}`), option names (`--help`, `-a`), paths, file names, environment
-variables, URLs, e-mail addresses and numbers are replaced by mask tokens `⟨0⟩`, `⟨1⟩`, ... before the model sees
-a text (training sources and targets alike), and put back afterwards. Upper-case metavariables (`FILE` in
-`--output=FILE`, `<N>`) are left to the model: catalogs translate them (`--output=DATEI`).
+variables, URLs and e-mail addresses (with their `<>`, which catalogs keep) and numbers are replaced by mask tokens
+`⟨0⟩`, `⟨1⟩`, ... before the model sees a text (training sources and targets alike), and put back afterwards.
+Upper-case metavariables (`FILE` in `--output=FILE`, `<N>`) are left to the model: catalogs translate them
+(`--output=DATEI`).
 
 `⟨N⟩` (U+27E8/U+27E9) never occurs in the gettext catalogs, the encoder's uncased WordPiece keeps it as three known
 pieces (`⟨`, `N`, `⟩`, no `[UNK]`), and the target SentencePiece models hold each token as one piece
@@ -29,6 +30,7 @@ _EXTENSIONS = ("c|h|cc|cpp|py|pl|rb|sh|js|json|xml|html?|css|txt|md|rst|conf|cfg
                "lzma?|tar|tgz|zip|deb|rpm|so|dll|exe|iso|img|pdf|png|jpe?g|gif|svg|ps|tex|desktop|service|o")
 SPAN = re.compile("|".join([
     r"⟨\s*\d+\s*⟩",  # what reads as a mask token in the text itself: kept as it is
+    r"<(?:(?:https?|ftps?|file)://[^\s<>\"']+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)>",  # URL, e-mail in <>
     r"(?:https?|ftps?|file)://[^\s<>\"'«»“”]*[^\s<>\"'«»“”.,;:!?)\]]|www\.[\w-]+(?:\.[\w-]+)+",  # URL
     r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+",  # e-mail
     FORMAT_PLACEHOLDER.pattern,

@@ -74,8 +74,10 @@ def test_hyphenated_words_and_negative_looking_text_are_no_options():
 
 
 @pytest.mark.parametrize("text, spans", [
-    ("General help using GNU software: <https://www.gnu.org/gethelp/>.", ["https://www.gnu.org/gethelp/"]),
-    ("Report bugs to: bug-coreutils@gnu.org", ["bug-coreutils@gnu.org"]),
+    ("General help using GNU software: <https://www.gnu.org/gethelp/>.", ["<https://www.gnu.org/gethelp/>"]),
+    ("see https://www.gnu.org/gethelp/. Report bugs to: bug-coreutils@gnu.org",
+     ["https://www.gnu.org/gethelp/", "bug-coreutils@gnu.org"]),
+    ("send bug reports to <procps@freelists.org>, not <b>", ["<procps@freelists.org>"]),
     ("%(pkgname)s conflicts with %(targetpkg)s", ["%(pkgname)s", "%(targetpkg)s"]),
     ("{0} of {name} {} {:>5} but not {HEXNUMBER}", ["{0}", "{name}", "{}", "{:>5}"]),
     ("If $HOME or ${XDG_CONFIG_HOME} is unset", ["$HOME", "${XDG_CONFIG_HOME}"]),
