@@ -28,11 +28,12 @@ FORMAT_PLACEHOLDER = re.compile(
 _STRFTIME = r"%[EO]?[bBCDGhHIjklMPrRSTuUVwWyYzZ+]"  # %H:%M: a date format, whose directives take no argument
 _EXTENSIONS = ("c|h|cc|cpp|py|pl|rb|sh|js|json|xml|html?|css|txt|md|rst|conf|cfg|ini|log|mo|po|pot|gz|bz2|xz|zst|"
                "lzma?|tar|tgz|zip|deb|rpm|so|dll|exe|iso|img|pdf|png|jpe?g|gif|svg|ps|tex|desktop|service|o")
+_SCHEME, _EMAIL = r"(?:https?|ftps?|file)://", r"[\w.+-]+@[\w-]+(?:\.[\w-]+)+"
 SPAN = re.compile("|".join([
     r"⟨\s*\d+\s*⟩",  # what reads as a mask token in the text itself: kept as it is
-    r"<(?:(?:https?|ftps?|file)://[^\s<>\"']+|[\w.+-]+@[\w-]+(?:\.[\w-]+)+)>",  # URL, e-mail in <>
-    r"(?:https?|ftps?|file)://[^\s<>\"'«»“”]*[^\s<>\"'«»“”.,;:!?)\]]|www\.[\w-]+(?:\.[\w-]+)+",  # URL
-    r"(?<![\w.+-])[\w.+-]+@[\w-]+(?:\.[\w-]+)+",  # e-mail
+    rf"<(?:{_SCHEME}[^\s<>\"']+|{_EMAIL})>",  # URL or e-mail in <>
+    _SCHEME + r"[^\s<>\"'«»“”]*[^\s<>\"'«»“”.,;:!?)\]]|www\.[\w-]+(?:\.[\w-]+)+",  # URL
+    r"(?<![\w.+-])" + _EMAIL,  # e-mail
     FORMAT_PLACEHOLDER.pattern,
     _STRFTIME,
     r"\$\{\w+\}|\$[A-Za-z_]\w*",  # environment variable
