@@ -6,10 +6,16 @@
     gradnorm     Chen et al. 2018, "GradNorm: Gradient Normalization for Adaptive Loss Balancing"
     pcgrad       Yu et al. 2020, "Gradient Surgery for Multi-Task Learning"
 
-The model calls `route(hidden, langs)` on the shared encoder output before the heads and `loss_weighting(losses)`
-on the losses of the languages present in the batch. gradnorm and pcgrad take per-language gradients w.r.t. the
-shared encoder output, not w.r.t. every encoder parameter as in the papers: backward holds one extra tensor of size
-B x S x E per language and still runs once through the encoder. Under DDP each rank works on its local batch.
+The model calls `route(hidden, langs)` on the shared encoder output before the heads and `loss_weighting(sums,
+counts, step)` with the per-language token-loss sums and counts of its forward pass and the step's `StepObjective`
+(objective.py): the pass's part of the step's weighted loss. The trainer calls `end_step(losses)` once per optimizer
+step with the step's per-language mean losses over every micro-batch and process (identical on every process): DWA's
+windows and GradNorm's initial losses are updated from them.
+
+gradnorm and pcgrad take per-language gradients w.r.t. the shared encoder output, not w.r.t. every encoder parameter
+as in the papers: backward holds one extra tensor of size B x S x E per language and still runs once through the
+encoder. They work per forward pass (micro-batch): with accumulation or several processes, each pass's gradients are
+combined on their own, then summed, so 2 processes x batch B equal 1 process x B x accumulation 2, not one batch 2B.
 """
 
 import functools
@@ -35,9 +41,15 @@ class LossWeighting(nn.Module):
         """(K,) the present weight of every language, without gradient."""
         return torch.ones(len(self.languages))
 
-    def forward(self, losses: dict[str, torch.Tensor]) -> torch.Tensor:
+    def forward(self, sums: dict[str, torch.Tensor], counts: dict[str, torch.Tensor], step) -> torch.Tensor:
+        """This pass's part of the step's loss, sum_l w_l s_l / N_l (objective.py); `counts`: this pass's own token
+        counts n_l (what per-pass methods need)."""
         w = self.weights()  # (K,)
-        return sum(w[self.index[lang]] * loss for lang, loss in losses.items())
+        return sum(w[self.index[lang]] * total / step.counts[lang] for lang, total in sums.items())
+
+    def end_step(self, losses: dict[str, float]) -> None:
+        """Once per optimizer step: the step's mean loss of each language present in it, over every micro-batch and
+        process (the same on every process)."""
 
     def route(self, hidden: torch.Tensor, langs: list[str]) -> dict[str, torch.Tensor]:
         """The tensor each language's head reads; hidden: (B, S, E)."""
@@ -81,7 +93,8 @@ class StaticLossWeighting(LossWeighting):
 
 class UncertaintyWeighting(LossWeighting):
     """L = sum_l exp(-s_l) L_l + s_l with learned log variances s_l: a noisy (high-loss) language gets a small weight,
-    and the + s_l term keeps s from growing without bound. For fixed L_l the optimum is s_l = log L_l."""
+    and the + s_l term keeps s from growing without bound. For fixed L_l the optimum is s_l = log L_l. The + s_l term
+    counts once per step for each language present in the step (each pass adds its share)."""
 
     def __init__(self, config):
         super().__init__(config)
@@ -94,15 +107,17 @@ class UncertaintyWeighting(LossWeighting):
     def weights(self):
         return torch.exp(-self.log_vars).detach()
 
-    def forward(self, losses):
+    def forward(self, sums, counts, step):
         s = self.log_vars  # (K,)
-        return sum(torch.exp(-s[self.index[lang]]) * loss + s[self.index[lang]] for lang, loss in losses.items())
+        data = sum(torch.exp(-s[self.index[lang]]) * total / step.counts[lang] for lang, total in sums.items())
+        return data + step.share * sum(s[self.index[lang]] for lang in step.present)
 
 
 class DynamicWeightAverage(LossWeighting):
     """w = K softmax(r / T) with r_l = mean loss of the last window / of the window before: a language whose loss
-    falls slowly gets more weight. Windows of `dwa_window` training forward calls stand in for the paper's epochs;
-    weights are 1 until two windows are complete, and a language without data in either window gets r = 1."""
+    falls slowly gets more weight. Windows of `dwa_window` optimizer steps stand in for the paper's epochs (a step's
+    loss: its mean over every micro-batch and process); weights are 1 until two windows are complete, and a language
+    without data in either window gets r = 1."""
 
     def __init__(self, config):
         super().__init__(config)
@@ -112,7 +127,7 @@ class DynamicWeightAverage(LossWeighting):
         self.register_buffer("history", torch.empty(2, k))  # mean loss per language of windows t-2, t-1
         self.register_buffer("window_sum", torch.empty(k))  # running sums of the current window
         self.register_buffer("window_count", torch.empty(k))
-        self.register_buffer("calls", torch.empty(()))  # training forward calls in the current window
+        self.register_buffer("calls", torch.empty(()))  # optimizer steps in the current window
         self.reset_parameters()
 
     def reset_parameters(self):
@@ -124,18 +139,15 @@ class DynamicWeightAverage(LossWeighting):
         r = (self.history[1] / self.history[0]).nan_to_num(nan=1.0)  # (K,)
         return len(self.languages) * torch.softmax(r / self.temperature, dim=0)
 
-    def forward(self, losses):
-        total = super().forward(losses)  # weights of the completed windows; the current one is still open
-        if self.training:
-            for lang, loss in losses.items():
-                self.window_sum[self.index[lang]] += loss.detach().float()
-                self.window_count[self.index[lang]] += 1
-            self.calls += 1
-            if self.calls >= self.window:
-                self.history.copy_(torch.stack([self.history[1], self.window_sum / self.window_count]))  # 0/0: NaN
-                for buffer in (self.window_sum, self.window_count, self.calls):
-                    buffer.zero_()
-        return total
+    def end_step(self, losses):
+        for lang, loss in losses.items():
+            self.window_sum[self.index[lang]] += loss
+            self.window_count[self.index[lang]] += 1
+        self.calls += 1
+        if self.calls >= self.window:
+            self.history.copy_(torch.stack([self.history[1], self.window_sum / self.window_count]))  # 0/0: NaN
+            for buffer in (self.window_sum, self.window_count, self.calls):
+                buffer.zero_()
 
 
 class _PerLanguage(torch.autograd.Function):
@@ -157,7 +169,11 @@ class GradNorm(LossWeighting):
     weights are trained only by sum_l |G_l - mean(G) r_l^alpha| with G_l = ||d(w_l L_l)/d hidden||, the relative
     inverse training rate r_l = (L_l / L_l(0)) / mean_k(L_k / L_k(0)), and the target mean(G) r^alpha a constant:
     languages that train slowly get larger gradients. Its gradient reaches `logits` through autograd, in backward.
-    `forward(losses)` must run after `route` and before backward: it leaves the losses for backward to read."""
+
+    Per forward pass: L_l is the pass's own mean token loss of l, G_l its gradient's norm (whatever the step's token
+    counts scale it by), and the gradient of `logits` is the mean over the step's passes. L_l(0) is the mean loss of
+    the first step with l (`end_step`, the same on every process); before it, r_l = 1. `forward` must run after
+    `route` and before backward: it leaves the pass's losses for backward to read."""
 
     def __init__(self, config):
         super().__init__(config)
@@ -165,7 +181,7 @@ class GradNorm(LossWeighting):
         self.logits = nn.Parameter(torch.empty(len(self.languages)))  # (K,)
         self.register_buffer("initial_losses", torch.empty(len(self.languages)))  # (K,) L_l(0); NaN: not seen yet
         self.reset_parameters()
-        self._losses = {}
+        self._pass = {}
 
     def reset_parameters(self):
         init.zeros_(self.logits)
@@ -174,12 +190,17 @@ class GradNorm(LossWeighting):
     def weights(self):
         return (len(self.languages) * torch.softmax(self.logits, dim=0)).detach()
 
-    def forward(self, losses):
-        self._losses = {lang: loss.detach().float() for lang, loss in losses.items()}
-        for lang, loss in self._losses.items():
+    def forward(self, sums, counts, step):
+        """Keeps, per language of the pass: its mean loss L_l and the factor N_l / (P n_l) that turns the gradient
+        backward receives (P d(w_l s_l / N_l)/dh, objective.py) into d(w_l L_l)/dh."""
+        self._pass = {"step": step, "losses": {lang: (sums[lang] / counts[lang]).detach().float() for lang in sums},
+                      "factors": {lang: step.counts[lang] / (step.backward_scale * counts[lang].float()) for lang in sums}}
+        return super().forward(sums, counts, step)
+
+    def end_step(self, losses):
+        for lang, loss in losses.items():
             first = self.initial_losses[self.index[lang]]
             self.initial_losses[self.index[lang]] = torch.where(first.isnan(), loss, first)
-        return super().forward(losses)
 
     def route(self, hidden, langs):
         if torch.is_grad_enabled() and hidden.requires_grad and len(langs) > 1:
@@ -188,40 +209,49 @@ class GradNorm(LossWeighting):
         return super().route(hidden, langs)
 
     def combine(self, langs, grads):
-        """grads: N x (B, S, E) g_l = w_l dL_l/d hidden (times any loss scale of mixed precision or accumulation)."""
-        present = [k for k, lang in enumerate(langs) if lang in self._losses]
+        """grads: N x (B, S, E), P w_l ds_l/dh / N_l (times the loss scale of mixed precision, which the returned
+        gradient of `logits` keeps, as the optimizer unscales every gradient)."""
+        losses, factors, step = self._pass["losses"], self._pass["factors"], self._pass["step"]
+        present = [k for k, lang in enumerate(langs) if lang in losses]
         if not present:
             return sum(grads), torch.zeros_like(self.logits)
         idx = torch.tensor([self.index[langs[k]] for k in present], device=self.logits.device)  # (P,)
         with torch.enable_grad():
             logits = self.logits.detach().requires_grad_()
             w = len(self.languages) * torch.softmax(logits, dim=0)[idx]  # (P,) equal to the weights of the loss
-            unweighted = torch.stack([grads[k].float().norm() for k in present]) / w.detach()  # (P,) ||dL_l/dh||
-            G = w * unweighted  # (P,)
-            ratio = torch.stack([self._losses[langs[k]] for k in present]) / self.initial_losses[idx]  # (P,)
+            unweighted = torch.stack([grads[k].float().norm() * factors[langs[k]] for k in present]) / w.detach()
+            G = w * unweighted  # (P,) ||d(w_l L_l)/dh||
+            loss = torch.stack([losses[langs[k]] for k in present])  # (P,)
+            ratio = torch.where(self.initial_losses[idx].isnan(), 1.0, loss / self.initial_losses[idx])
             target = (G.mean() * (ratio / ratio.mean()) ** self.alpha).detach()
             (logits_grad,) = torch.autograd.grad((G - target).abs().sum(), logits)
-        return sum(grads), logits_grad
+        return sum(grads), logits_grad * step.backward_scale * step.share  # summed over passes, / P by DDP: the mean
 
 
 class PCGrad(LossWeighting):
     """Plain sum of the losses; in backward, each language's gradient at the shared representation loses its
     component along every other language's gradient it conflicts with (negative dot product), others in random
-    order (torch's global RNG). The projected gradients are summed."""
+    order. Per forward pass: the pass's gradients are projected among themselves; the order is drawn from a generator
+    seeded by (step, pass) (`StepObjective.generator`), so it is the same for any split of the step and on resume."""
+
+    _generator = None  # until the first forward: torch's global RNG
+
+    def forward(self, sums, counts, step):
+        self._generator = step.generator()
+        return super().forward(sums, counts, step)
 
     def route(self, hidden, langs):
         if torch.is_grad_enabled() and hidden.requires_grad and len(langs) > 1:
             return dict(zip(langs, _PerLanguage.apply(self.combine, len(langs), hidden)))
         return super().route(hidden, langs)
 
-    @staticmethod
-    def combine(grads):
+    def combine(self, grads):
         g = torch.stack([grad.float().flatten() for grad in grads])  # (N, B*S*E), float32 even under autocast
         sq_norms = (g * g).sum(dim=1).clamp_min(torch.finfo(g.dtype).tiny)  # (N,) a zero g_j has zero dots anyway
         out = torch.zeros_like(g[0])  # (B*S*E,)
         for i in range(len(grads)):
             gi = g[i].clone()
-            for j in torch.randperm(len(grads)).tolist():
+            for j in torch.randperm(len(grads), generator=self._generator).tolist():
                 if j != i:  # project out g_j when conflicting; clamp instead of `if` keeps the GPU free of syncs
                     gi -= (gi @ g[j]).clamp(max=0) / sq_norms[j] * g[j]
             out += gi

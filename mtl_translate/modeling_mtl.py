@@ -14,6 +14,7 @@ from .configuration_mtl import MTLConfig
 from .decoder import DecoderHead, decoder_layers
 from .generation import Pieces, byte_piece_offset, check_generation_settings, decode
 from .losses import LossWeighting, build_loss_weighting
+from .objective import StepObjective
 from .sharing import build_sharing
 from .stacked import stacked_heads, trim
 
@@ -25,12 +26,16 @@ def encoder_class(config):
 
 @dataclass
 class MTLOutput(ModelOutput):
-    """`loss`: weighted sum over the languages present in the batch (plus the soft-sharing penalty);
-    `language_losses`: unweighted, per language; `sharing_penalty`: unweighted soft-sharing penalty;
+    """`loss`: this pass's part of the step's objective (objective.py; without a `StepObjective`: the weighted sum of
+    the batch's per-language mean losses, plus the soft-sharing penalty); `language_losses`: unweighted mean token
+    loss per language of this batch; `language_loss_sums` / `language_token_counts`: their token-loss sums and target
+    token counts, what the step's objective is built from; `sharing_penalty`: unweighted soft-sharing penalty;
     `encoder_states` (only when asked, see `forward`): {lang: (B_lang, S, E) the states its head read}."""
 
     loss: torch.Tensor | None = None
     language_losses: dict[str, torch.Tensor] | None = None
+    language_loss_sums: dict[str, torch.Tensor] | None = None
+    language_token_counts: dict[str, torch.Tensor] | None = None
     sharing_penalty: torch.Tensor | None = None
     encoder_states: dict[str, torch.Tensor] | None = None
 
@@ -146,7 +151,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
         return self.sharing_mode.encode(self, input_ids, attention_mask, rows)
 
     def language_loss(self, lang: str, memory, attention_mask, labels) -> torch.Tensor:
-        """Mean token cross-entropy of one head on the rows that have a target (labels: (B', T), -100 = ignore).
+        """Summed token cross-entropy of one head on the rows that have a target (labels: (B', T), -100 = ignore);
+        how it is normalised is the objective's business (objective.py).
 
         With activation checkpointing on (`model.activation_checkpointing_enable()`, recipe key
         `gradient_checkpointing`), only the loss is kept: the head's activations and (B', T, V) logits are recomputed
@@ -164,16 +170,19 @@ class MTLTranslationModel(MTLPreTrainedModel):
         head = self.decoders[lang]
         logits = head(decoder_input, head.cross_kv(memory), attention_mask[:, None, None, :].bool())  # (B', T, V)
         return F.cross_entropy(
-            logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, label_smoothing=cfg.label_smoothing
+            logits.flatten(0, 1).float(), labels.flatten(), ignore_index=-100, label_smoothing=cfg.label_smoothing,
+            reduction="sum",
         )
 
     def forward(self, input_ids, attention_mask=None, labels: dict[str, torch.Tensor] | None = None,
-                output_encoder_states: bool = False) -> MTLOutput:
+                objective: StepObjective | None = None, output_encoder_states: bool = False) -> MTLOutput:
         """input_ids: (B, S); labels: {lang: (B, T)} with -100 on padding and on whole rows whose target is missing.
 
         A language runs only on its rows that have a target; a language with none in the batch does not run at all,
-        so a missing target contributes neither loss nor gradient. `output_encoder_states`: return the states each
-        head read, to take a language's loss gradient with respect to them (conflict.py).
+        so a missing target contributes neither loss nor gradient. `objective`: the optimizer step this batch is a
+        part of (the trainer's, with the step's token counts over every micro-batch and process); None: this batch
+        alone. `output_encoder_states`: return the states each head read, to take a language's loss gradient with
+        respect to them (conflict.py).
         """
         if attention_mask is None:
             attention_mask = torch.ones_like(input_ids)
@@ -183,13 +192,14 @@ class MTLTranslationModel(MTLPreTrainedModel):
         rows = {lang: keep for lang, keep in ((lang, (y != -100).any(dim=1)) for lang, y in (labels or {}).items())
                 if keep.any()}  # {lang: (B,) rows with a target}
         memory = self.encode(input_ids, attention_mask, rows)
-        losses = {lang: self.language_loss(lang, memory[lang], attention_mask[keep], labels[lang][keep])
-                  for lang, keep in rows.items()}
-        loss = self.loss_weighting(losses) if losses else None
-        penalty = self.sharing_mode.penalty(self) if loss is not None else None
-        if penalty is not None:
-            loss = loss + self.sharing_mode.penalty_weight * penalty
-        return MTLOutput(loss=loss, language_losses=losses, sharing_penalty=penalty,
+        sums = {lang: self.language_loss(lang, memory[lang], attention_mask[keep], labels[lang][keep])
+                for lang, keep in rows.items()}
+        counts = {lang: (labels[lang][keep] != -100).sum() for lang, keep in rows.items()}
+        penalty = self.sharing_mode.penalty(self) if sums else None
+        objective = objective or StepObjective.of_batch(counts)
+        loss = objective.part(sums, counts, self.loss_weighting, penalty, self.sharing_mode.penalty_weight)
+        return MTLOutput(loss=loss, language_losses={lang: sums[lang] / counts[lang] for lang in sums},
+                         language_loss_sums=sums, language_token_counts=counts, sharing_penalty=penalty,
                          encoder_states=memory if output_encoder_states else None)
 
     def check_languages(self, langs) -> list[str]:

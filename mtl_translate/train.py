@@ -3,6 +3,7 @@
 Stages: data -> tokenizers -> model -> optimizer -> loop (log, evaluate, checkpoint) -> best model -> test -> push.
 """
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -18,6 +19,7 @@ from accelerate import Accelerator, DistributedDataParallelKwargs, InitProcessGr
 from accelerate.state import AcceleratorState
 from accelerate.utils import broadcast, send_to_device, set_seed
 from datasets import Dataset
+from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
@@ -39,6 +41,7 @@ from .hub import push_to_hub, save_model_card
 from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
+from .objective import StepObjective
 from .placeholders import mask_rows, unknown_mask_tokens
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
 from .translate import Translator
@@ -375,10 +378,9 @@ class Trainer:
         schedule unchanged). The clipped norm is computed from gradients already averaged over processes, so every
         process takes the same decision. With fp16, Accelerate's GradScaler skips overflowing steps itself."""
         acc, t = self.accelerator, self.recipe.training
-        finite = True
-        if acc.sync_gradients:
-            norm = acc.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
-            finite = acc.scaler is not None or bool(torch.isfinite(norm))
+        dump_gradients(acc, self.model, self.state["step"])
+        norm = acc.clip_grad_norm_(self.model.parameters(), t.max_grad_norm)
+        finite = acc.scaler is not None or bool(torch.isfinite(norm))
         if finite:
             self.optimizer.step()
             self.scheduler.step()
@@ -441,23 +443,56 @@ class Trainer:
             self.state["stream_position"] = batch.pop("stream_position")
             yield send_to_device(batch, self.accelerator.device)
 
+    def step_batches(self):
+        """The micro-batches of each optimizer step in turn: `gradient_accumulation_steps` of them (the last step of
+        an epoch may have fewer). Known before the step's forward passes: the objective counts their tokens."""
+        accumulation, batches = self.recipe.training.gradient_accumulation_steps, []
+        for batch in self.stream_batches() if self.recipe.data.streaming else self.epoch_batches():
+            batches.append(batch)
+            if len(batches) == accumulation:
+                yield batches
+                batches = []
+        if batches:
+            yield batches
+
+    def train_step(self, batches: list[dict]) -> bool:
+        """One optimizer step on this process's micro-batches: forward and backward each with the step's objective
+        (objective.py: per-language token counts of the whole step, all processes), gradients synchronised across
+        processes at the last one only (as transformers' Trainer accumulates), then clip and step. Logs the step's
+        loss and per-language mean losses (over every micro-batch and process) and hands them to the loss
+        weighting. False when the step was skipped (not finite)."""
+        acc, langs = self.accelerator, trained_languages(self.recipe)
+        measure = self.recipe.training.log_gradient_conflict and self.logs_at(self.state["step"] + 1)
+        objective = StepObjective.count(batches, langs, acc, self.state["step"])
+        totals = torch.zeros(len(langs) + 2, dtype=torch.float64, device=acc.device)  # (K + 2,) S_l..., L, penalty
+        conflict = {}
+        for i, batch in enumerate(batches):
+            with contextlib.nullcontext() if i == len(batches) - 1 else acc.no_sync(self.model):
+                out = self.model(**batch, objective=objective.for_pass(i), output_encoder_states=measure and i == 0)
+                if measure and i == 0:  # measured on the first micro-batch, before its backward
+                    conflict = gradient_conflict(out, batch["labels"], langs)
+                acc.backward(out.loss * objective.backward_scale)
+            for k, lang in enumerate(langs):
+                if lang in out.language_loss_sums:
+                    totals[k] += out.language_loss_sums[lang].detach()
+            totals[-2] += out.loss.detach()
+            if out.sharing_penalty is not None:
+                totals[-1] = out.sharing_penalty.detach()
+        good = self.optimizer_step()
+        totals = (acc.reduce(totals, "sum") if acc.num_processes > 1 else totals).tolist()
+        means = {lang: totals[k] / objective.counts[lang] for k, lang in enumerate(langs) if objective.counts[lang]}
+        if good:
+            acc.unwrap_model(self.model).loss_weighting.end_step(means)
+        penalty = {"sharing_penalty": totals[-1] / acc.num_processes} if out.sharing_penalty is not None else {}
+        self.state["log_window"].append({"loss": totals[-2], **means, **penalty, **conflict})
+        return good
+
     def train_epoch(self, progress, deadline: float | None) -> bool:
         """Runs the rest of the current epoch (a stream: of the run); True once training is over (max_steps or
         max_train_minutes)."""
-        acc, t = self.accelerator, self.recipe.training
-        for batch in self.stream_batches() if self.recipe.data.streaming else self.epoch_batches():
-            measure = t.log_gradient_conflict and self.logs_at(self.state["step"] + 1)  # measured before backward
-            with acc.accumulate(self.model):
-                out = self.model(**batch, output_encoder_states=measure)
-                conflict = gradient_conflict(out, batch["labels"], self.recipe.data.target_langs) if measure else {}
-                acc.backward(out.loss)
-                good = self.optimizer_step()
-            losses = {"loss": out.loss, **out.language_losses}
-            if out.sharing_penalty is not None:
-                losses["sharing_penalty"] = out.sharing_penalty
-            self.state["log_window"].append({**{k: v.item() for k, v in losses.items()}, **conflict})
-            if not acc.sync_gradients:
-                continue
+        t = self.recipe.training
+        for batches in self.step_batches():
+            good = self.train_step(batches)
             self.state["step"] += 1
             step = self.state["step"]
             progress.update(1)
@@ -473,9 +508,21 @@ class Trainer:
                 self.save_checkpoint()
             if last:
                 if out_of_time:
-                    acc.print(f"\nstopping at step {step}: max_train_minutes={t.max_train_minutes} reached")
+                    self.accelerator.print(f"\nstopping at step {step}: max_train_minutes={t.max_train_minutes} "
+                                           "reached")
                 return True
         return False
+
+
+def dump_gradients(accelerator: Accelerator, model, step: int) -> None:
+    """Test hook: with MTL_TRANSLATE_TEST_GRADIENTS=PATH, the main process saves every gradient of the first
+    optimizer step (after the sync across processes, before clipping) to PATH (safetensors), to compare how one
+    objective is split."""
+    path = os.environ.get("MTL_TRANSLATE_TEST_GRADIENTS")
+    if path and step == 0 and accelerator.is_main_process:
+        save_file({name: param.grad.detach().cpu().contiguous()
+                   for name, param in accelerator.unwrap_model(model).named_parameters() if param.grad is not None},
+                  path)
 
 
 def carry_over_scores(results: dict, init_model: str | None) -> dict:
@@ -497,7 +544,7 @@ def start_accelerator(recipe: Recipe) -> Accelerator:
     t = recipe.training
     relaunch_if_single_of_many()
     accelerator = Accelerator(
-        gradient_accumulation_steps=t.gradient_accumulation_steps, mixed_precision=t.mixed_precision,
+        mixed_precision=t.mixed_precision,  # accumulation is the loop's (Trainer.train_step): no division by its steps
         log_with=t.report_to or None, project_dir=t.output_dir, **accelerator_kwargs(),
         kwargs_handlers=[DistributedDataParallelKwargs(find_unused_parameters=True),  # absent languages skip heads
                          InitProcessGroupKwargs(timeout=timedelta(seconds=t.ddp_timeout))],  # a hang becomes an error

@@ -7,12 +7,19 @@ import pytest
 import torch
 
 from mtl_translate.losses import LOSS_WEIGHTINGS, build_loss_weighting
+from mtl_translate.objective import StepObjective
 
 LANGS = ["de", "fr", "es"]
 
 
 def make(method, languages=LANGS, **kwargs):
     return build_loss_weighting(SimpleNamespace(languages=languages, loss_weighting=method, **kwargs))
+
+
+def weigh(lw, losses: dict) -> torch.Tensor:
+    """A one-pass step whose per-language means are `losses` (each one token)."""
+    ones = {lang: torch.tensor(1.0) for lang in losses}
+    return lw(losses, ones, StepObjective.of_batch(ones))
 
 
 def flat_dot(a, b):
@@ -22,7 +29,7 @@ def flat_dot(a, b):
 def test_static_is_weighted_sum_over_present_languages():
     lw = make("static", loss_weights={"de": 2.0, "fr": 0.5})
     losses = {"de": torch.tensor(3.0), "es": torch.tensor(5.0)}  # fr absent; es has no configured weight: 1
-    assert lw(losses).item() == 2 * 3 + 5
+    assert weigh(lw, losses).item() == 2 * 3 + 5
     assert lw.current_weights() == {"de": 2.0, "fr": 0.5, "es": 1.0}
     assert lw.state_dict() == {}  # the config holds static weights: no new checkpoint keys
 
@@ -30,7 +37,7 @@ def test_static_is_weighted_sum_over_present_languages():
 def test_methods_other_than_static_ignore_loss_weights():
     losses = {"de": torch.tensor(3.0), "fr": torch.tensor(2.0)}
     for method in ("dwa", "gradnorm", "pcgrad"):
-        assert make(method, loss_weights={"de": 7.0})(losses).item() == 5.0, method
+        assert weigh(make(method, loss_weights={"de": 7.0}), losses).item() == 5.0, method
 
 
 def test_unknown_method_names_the_valid_ones():
@@ -55,7 +62,7 @@ def test_uncertainty_gives_noisy_task_the_smaller_weight_and_s_tends_to_log_loss
             for name, std in (("clean", 0.1), ("noisy", 1.0))
         }
         opt.zero_grad()
-        lw(losses).backward()
+        weigh(lw, losses).backward()
         opt.step()
         if step >= 300:
             recent.append([losses["clean"].item(), losses["noisy"].item()])
@@ -67,8 +74,12 @@ def test_uncertainty_gives_noisy_task_the_smaller_weight_and_s_tends_to_log_loss
 
 
 def feed(lw, stream):
-    """stream: one {lang: loss} per training forward call; returns the total losses."""
-    return [lw({lang: torch.tensor(v) for lang, v in losses.items()}) for losses in stream]
+    """stream: one {lang: loss} per optimizer step (its forward, then `end_step`); returns the total losses."""
+    totals = []
+    for losses in stream:
+        totals.append(weigh(lw, {lang: torch.tensor(v) for lang, v in losses.items()}))
+        lw.end_step(losses)
+    return totals
 
 
 def test_dwa_weights_favour_the_language_whose_loss_stalls():
@@ -85,19 +96,22 @@ def test_dwa_weights_favour_the_language_whose_loss_stalls():
     assert w["fr"] > w["de"] and w["fr"] == pytest.approx(w["es"])
     assert torch.allclose(torch.tensor(list(w.values())), expected)
     assert sum(w.values()) == pytest.approx(3.0)
-    total = lw({"de": torch.tensor(2.0, requires_grad=True), "fr": torch.tensor(1.0)})
+    total = weigh(lw, {"de": torch.tensor(2.0, requires_grad=True), "fr": torch.tensor(1.0)})
     assert total.item() == pytest.approx(expected[0].item() * 2 + expected[1].item())
     total.backward()  # weights are constants: nothing of the module gets a gradient
     assert list(lw.parameters()) == []
 
 
-def test_dwa_counts_only_training_calls():
+def test_dwa_windows_count_optimizer_steps_not_forward_passes():
+    """Forward passes (micro-batches, evaluation) leave the state alone; each `end_step` is one step of a window."""
     lw = make("dwa", dwa_window=2)
     feed(lw, [{"de": 4.0}] * 2)
     before = {k: v.clone() for k, v in lw.state_dict().items()}
-    lw.eval()
-    feed(lw, [{"de": 1.0}] * 5)
+    for _ in range(5):
+        weigh(lw, {"de": torch.tensor(1.0)})
     assert all(torch.allclose(before[k], v, equal_nan=True) for k, v in lw.state_dict().items())
+    lw.end_step({"de": 1.0})
+    assert lw.calls.item() == 1 and lw.window_sum[0].item() == 1.0
 
 
 def toy_tasks(routed, a, b):
@@ -113,7 +127,7 @@ def test_gradnorm_first_step_gradient_and_unchanged_hidden_gradient():
     lw = make("gradnorm", languages=["de", "fr"], gradnorm_alpha=1.5)
     hidden = torch.randn(4, 5, 8, requires_grad=True)
     a, b = torch.randn(8), torch.randn(8)
-    lw(toy_tasks(lw.route(hidden, ["de", "fr"]), a, b)).backward()
+    weigh(lw, toy_tasks(lw.route(hidden, ["de", "fr"]), a, b)).backward()
     plain = toy_tasks({"de": hidden, "fr": hidden}, a, b)
     n = torch.stack([torch.autograd.grad(loss, hidden, retain_graph=True)[0].norm() for loss in plain.values()])
     # weights start at 1, so the representation gets the plain gradient of the sum
@@ -129,7 +143,7 @@ def test_gradnorm_raises_weight_of_language_that_trains_slowly():
     lw.initial_losses.copy_(torch.tensor([2.0, 1.0]))
     hidden = torch.zeros(2, 3, 4, requires_grad=True)
     routed = lw.route(hidden, ["de", "fr"])
-    lw({lang: 1 + routed[lang].sum() for lang in ("de", "fr")}).backward()  # L = 1, dL/dh = 1 for both
+    weigh(lw, {lang: 1 + routed[lang].sum() for lang in ("de", "fr")}).backward()  # L = 1, dL/dh = 1 for both
     # r = (2/3, 4/3): G_de is above its target, G_fr below; d/dw = (+n, -n) with n = ||1|| = sqrt(24)
     assert torch.allclose(lw.logits.grad, torch.tensor([1.0, -1.0]) * 24**0.5)
 
@@ -150,7 +164,7 @@ def test_gradnorm_equalises_gradient_norms_at_the_representation():
     assert g_fr > 3 * g_de
     for _ in range(400):
         opt.zero_grad()
-        lw(toy_tasks(lw.route(hidden, ["de", "fr"]), a, b)).backward()
+        weigh(lw, toy_tasks(lw.route(hidden, ["de", "fr"]), a, b)).backward()
         opt.step()
         assert sum(lw.current_weights().values()) == pytest.approx(2.0)
     g_de, g_fr = grad_norms()
@@ -162,7 +176,7 @@ def test_gradnorm_language_routed_but_not_run_is_ignored():
     lw = make("gradnorm")
     hidden = torch.randn(2, 3, 4, requires_grad=True)
     routed = lw.route(hidden, ["de", "fr", "es"])
-    lw({"de": (routed["de"] ** 2).sum(), "fr": routed["fr"].sum()}).backward()
+    weigh(lw, {"de": (routed["de"] ** 2).sum(), "fr": routed["fr"].sum()}).backward()
     assert torch.allclose(hidden.grad, 2 * hidden.detach() + 1)
     assert torch.isfinite(lw.logits.grad).all() and lw.logits.grad[2] != 0  # es' weight still shares the softmax
     assert torch.isnan(lw.initial_losses[2])
@@ -177,7 +191,7 @@ def pcgrad_backward(a, b, dtype=torch.float32, langs=("de", "fr")):
     shared.register_hook(lambda g: calls.append(1))
     routed = lw.route(shared, list(langs))
     assert routed["de"] is not routed["fr"]
-    lw({"de": (routed["de"] * a.to(dtype)).sum(), "fr": (routed["fr"] * b.to(dtype)).sum()}).backward()
+    weigh(lw, {"de": (routed["de"] * a.to(dtype)).sum(), "fr": (routed["fr"] * b.to(dtype)).sum()}).backward()
     return x.grad / 2, len(calls)
 
 
@@ -237,7 +251,9 @@ def test_state_round_trips_into_a_fresh_module(method):
     hidden = torch.randn(2, 3, 4, requires_grad=True)
     for step in range(4):
         routed = lw.route(hidden, LANGS)
-        lw({lang: (routed[lang] * (i + 1) ** step).pow(2).mean() for i, lang in enumerate(LANGS)}).backward()
+        losses = {lang: (routed[lang] * (i + 1) ** step).pow(2).mean() for i, lang in enumerate(LANGS)}
+        weigh(lw, losses).backward()
+        lw.end_step({lang: loss.item() for lang, loss in losses.items()})
         if opt:
             opt.step()
     assert lw.current_weights() != {lang: 1.0 for lang in LANGS}

@@ -236,6 +236,7 @@ def test_every_loss_weighting_trains_the_model_and_saves_its_state(tokenizer, tm
         assert all(p.grad is not None for p in model.encoder.encoder.parameters())
         optimizer.step()
         optimizer.zero_grad()
+        model.loss_weighting.end_step({lang: v.item() for lang, v in out.language_losses.items()})  # the trainer's call
         losses.append(sum(out.language_losses.values()).item())
     assert losses[-1] < losses[0]
     weights = model.loss_weighting.current_weights()
@@ -258,10 +259,10 @@ def test_pcgrad_in_the_model_projects_the_gradient_at_the_encoder_output(tokeniz
     grads = [torch.autograd.grad(out.language_losses[lang], hidden, retain_graph=True)[0] for lang in LANGS]
     assert all(g.abs().sum() > 0 for g in grads)
     hidden.retain_grad()
-    torch.manual_seed(7)
     out.loss.backward()
-    torch.manual_seed(7)
-    (expected,) = PCGrad.combine(grads)
+    pcgrad = PCGrad(model.config)
+    pcgrad._generator = torch.Generator().manual_seed(0)  # the plain call's (step 0, pass 0) order
+    (expected,) = pcgrad.combine(grads)
     torch.testing.assert_close(hidden.grad, expected)
     assert not torch.allclose(hidden.grad, sum(grads))  # the languages conflict somewhere: surgery changed it
 
