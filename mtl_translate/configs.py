@@ -47,7 +47,7 @@ class ModelArguments:
     loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
     loss_weights: dict[str, float] = field(default_factory=dict)  # static: per language, default 1.0
     dwa_temperature: float = 2.0
-    dwa_window: int = 50  # dwa: training steps (forward calls) per loss-averaging window
+    dwa_window: int = 50  # dwa: optimizer steps per loss-averaging window
     gradnorm_alpha: float = 1.5
 
 

@@ -45,7 +45,7 @@ class MTLConfig(PretrainedConfig):
     loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
     loss_weights: dict[str, float] | None = None  # static: {lang: weight}, default 1
     dwa_temperature: float = 2.0
-    dwa_window: int = 50  # dwa: training forward calls per loss-averaging window
+    dwa_window: int = 50  # dwa: optimizer steps per loss-averaging window
     gradnorm_alpha: float = 1.5  # gradnorm: asymmetry, how hard slow languages are pushed
     # special tokens of every target vocabulary
     target_pad_token_id: int = 0
