@@ -145,6 +145,12 @@ class MTLTranslationModel(MTLPreTrainedModel):
         `freeze_encoder_layers`)."""
         self.sharing_mode.freeze(self, trainable_layers)
 
+    def no_decay_parameter_names(self) -> list[str]:
+        """Parameters that get no weight decay: biases and norms (fewer than 2 dimensions), the sharing mode's mixing
+        weights (cross-stitch α) and the loss weighting's learned weights (they are not model capacity)."""
+        prefixes = ("loss_weighting.", *self.sharing_mode.mixing_prefixes())
+        return [name for name, param in self.named_parameters() if param.ndim < 2 or name.startswith(prefixes)]
+
     def encode(self, input_ids, attention_mask, rows: dict[str, torch.Tensor | slice]) -> dict[str, torch.Tensor]:
         """For each language in `rows` ({lang: (B,) bool or slice}): the encoder states its head reads on those
         rows, (B_lang, S, E). Shared parts run once per batch."""

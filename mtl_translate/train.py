@@ -228,20 +228,21 @@ def prepare_model(recipe: Recipe, model: MTLTranslationModel) -> MTLTranslationM
 
 
 def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int, num_processes: int = 1):
-    """AdamW; no weight decay on biases and norms; every pretrained encoder parameter (soft-sharing copies and
-    partial-sharing group blocks included) may get its own learning rate.
+    """AdamW; no weight decay on biases, norms, mixing weights and loss weights (`no_decay_parameter_names`); every
+    pretrained encoder parameter (soft-sharing copies and partial-sharing group blocks included) may get its own
+    learning rate.
 
     The scheduler is sized as in Accelerate's examples: once prepared, it steps once per process at each optimizer
     step, so warmup and decay lengths are multiplied by the number of processes."""
     t = recipe.training
-    groups = {}
+    groups, no_decay = {}, set(model.no_decay_parameter_names())
     for name, param in model.named_parameters():
         if not param.requires_grad:
             continue
         in_encoder = name.startswith(("encoder.", "encoders.", "encoder_groups."))  # pretrained weights; new modules
         # (heads, adapters, cross-stitch α, loss weights) train at learning_rate
         lr = t.encoder_learning_rate or t.learning_rate if in_encoder else t.learning_rate
-        decay = 0.0 if param.ndim < 2 else t.weight_decay
+        decay = 0.0 if name in no_decay else t.weight_decay
         groups.setdefault((lr, decay), []).append(param)
     optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
     scheduler = get_scheduler(t.lr_scheduler_type, optimizer, num_warmup_steps=t.warmup_steps * num_processes,

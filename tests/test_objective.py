@@ -133,3 +133,21 @@ def test_forward_returns_sums_and_counts_and_a_plain_call_keeps_the_mean_loss(to
     for lang in LANGS:
         torch.testing.assert_close(out.language_losses[lang], out.language_loss_sums[lang] / out.language_token_counts[lang])
     torch.testing.assert_close(out.loss, sum(out.language_losses.values()))
+
+
+@pytest.mark.parametrize("sharing, mixing", [("hard", []), ("soft", []), ("partial", []), ("adapters", []),
+                                             ("cross_stitch", ["cross_stitch.de.alpha", "cross_stitch.fr.alpha",
+                                                               "cross_stitch.es.alpha"])])
+def test_mixing_weights_and_loss_weights_get_no_weight_decay(tokenizer, sharing, mixing):
+    """Each mode's parameters without decay beyond biases and norms: its mixing weights and the learned loss weights."""
+    from mtl_translate.configs import load_recipe
+    from mtl_translate.train import build_optimizer
+
+    model = build(tokenizer, sharing, "uncertainty")
+    optimizer, _ = build_optimizer(load_recipe(None, ["--weight_decay", "0.1"]), model, num_steps=10)
+    decay_of = {id(p): group["weight_decay"] for group in optimizer.param_groups for p in group["params"]}
+    undecayed = [name for name, p in model.named_parameters() if decay_of[id(p)] == 0.0 and p.ndim >= 2]
+    assert sorted(undecayed) == sorted(mixing)
+    assert decay_of[id(model.loss_weighting.log_vars)] == 0.0
+    assert all(decay_of[id(p)] == 0.1 for name, p in model.named_parameters()
+               if p.ndim >= 2 and name not in mixing)

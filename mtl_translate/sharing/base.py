@@ -42,6 +42,11 @@ class SharingMode:
         None: `lang` has states of its own."""
         raise NotImplementedError
 
+    def mixing_prefixes(self) -> tuple[str, ...]:
+        """Parameter-name prefixes of learned mixing or gating weights: no weight decay for them (decay would pull a
+        mixing weight towards 0, i.e. away from its identity-like start, not towards a simpler model)."""
+        return ()
+
     def owned_prefixes(self, model: nn.Module, lang: str) -> list[str]:
         """Parameter-name prefixes, besides `decoders.<lang>.`, that only `lang` uses (trained when that language
         alone is trained, dropped when it is removed): changing them changes no other language's output."""

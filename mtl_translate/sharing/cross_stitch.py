@@ -54,6 +54,9 @@ class CrossStitchSharing(SoftSharing):
         alpha = initial_alpha(self.config.cross_stitch_init, len(langs), len(layer_stack(encoder)))  # (blocks, N, N)
         model.cross_stitch = nn.ModuleDict({lang: alpha_row(alpha[:, i]) for i, lang in enumerate(langs)})
 
+    def mixing_prefixes(self):
+        return ("cross_stitch.",)
+
     def alpha(self, model) -> torch.Tensor:
         """(blocks, N, N), rows and columns in `config.languages` order."""
         return torch.stack([model.cross_stitch[lang].alpha for lang in self.config.languages], 1)
