@@ -24,7 +24,7 @@ from transformers import AutoTokenizer, get_scheduler
 
 from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
                             complete_checkpoints, injected_delay, remove_unfinished_saves, replace_folder_contents,
-                            resolve_checkpoint, save_checkpoint)
+                            resolve_checkpoint, save_checkpoint, space_checked, tensor_bytes)
 from .configs import Recipe
 from .conflict import conflict_keys, gradient_conflict
 from .data.balancing import (LanguageBatchSampler, OneTargetRows, RowSampler, language_shares,
@@ -304,15 +304,21 @@ class Trainer:
 
     def save_checkpoint(self) -> None:
         t = self.recipe.training
+        needed = tensor_bytes(self.model.state_dict()) + tensor_bytes(self.optimizer.state_dict())
         save_checkpoint(self.accelerator, t.output_dir, self.state["step"], self.state, self.recipe,
-                        t.save_total_limit, self.state["best_step"])
+                        t.save_total_limit, self.state["best_step"], needed)
 
     def save_best(self, translator: Translator) -> None:
         """Written next to the output folder's files, then moved in file by file (see replace_folder_contents)."""
         if self.accelerator.is_main_process:
-            tmp = Path(self.recipe.training.output_dir, ".tmp-best")
-            translator.save_pretrained(str(tmp))
-            replace_folder_contents(tmp, Path(self.recipe.training.output_dir))
+            out = Path(self.recipe.training.output_dir)
+            kept = "the best model saved before is intact" if (out / "model.safetensors").is_file() else \
+                "no best model was saved before"
+            with space_checked(out / ".tmp-best", f"the best model (step {self.state['best_step']}) to {out}",
+                               tensor_bytes(translator.model.state_dict()),
+                               f"{kept}. Free some space, then resume with resume_from_checkpoint: latest"):
+                translator.save_pretrained(str(out / ".tmp-best"))
+            replace_folder_contents(out / ".tmp-best", out)
 
     def resume(self, path: Path) -> None:
         try:
