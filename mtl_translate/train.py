@@ -40,6 +40,7 @@ from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
 from .placeholders import mask_rows, unknown_mask_tokens
+from .preemption import EXIT_CODE, SigtermFlag
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
 from .translate import Translator
 
@@ -298,6 +299,7 @@ class Trainer:
         self.optimizer, self.scheduler, self.loader, self.evals = optimizer, scheduler, loader, evals
         self.state = {"step": 0, "best_mean_bleu": -1.0, "best_step": None, "history": [], "log_window": [],
                       "skipped_steps": 0, "bad_steps_in_a_row": 0, "num_processes": accelerator.num_processes}
+        self.sigterm, self.saved_step = SigtermFlag(), None  # installed around train() by train_and_test
 
     def translator(self) -> Translator:
         return Translator(self.accelerator.unwrap_model(self.model), self.tokenizer, self.recipe.model.max_source_length)
@@ -307,6 +309,7 @@ class Trainer:
         needed = tensor_bytes(self.model.state_dict()) + tensor_bytes(self.optimizer.state_dict())
         save_checkpoint(self.accelerator, t.output_dir, self.state["step"], self.state, self.recipe,
                         t.save_total_limit, self.state["best_step"], needed)
+        self.saved_step = self.state["step"]
 
     def save_best(self, translator: Translator) -> None:
         """Written next to the output folder's files, then moved in file by file (see replace_folder_contents)."""
@@ -334,6 +337,19 @@ class Trainer:
                                  "streaming: false, or start a fresh run.")
             self.loader.dataset.resume(self.state["stream_position"])
         self.accelerator.print(f"resumed from {path} at step {self.state['step']}")
+
+    def stop_if_signalled(self) -> None:
+        """At an optimizer step boundary, once any process got SIGTERM: a checkpoint (unless this step just saved
+        one), a line that says so, and the exit code of a job that SIGTERM ended."""
+        if not self.sigterm.agreed(self.accelerator):
+            return
+        if self.saved_step != self.state["step"]:
+            self.save_checkpoint()
+        path = Path(self.recipe.training.output_dir, "checkpoints", f"step_{self.state['step']}")
+        self.accelerator.print(f"\nreceived SIGTERM: saved checkpoint {path}, exiting; resume with "
+                               "resume_from_checkpoint: latest")
+        self.accelerator.end_training()
+        raise SystemExit(EXIT_CODE)
 
     def validate(self) -> None:
         acc, t = self.accelerator, self.recipe.training
@@ -481,6 +497,7 @@ class Trainer:
                 if out_of_time:
                     acc.print(f"\nstopping at step {step}: max_train_minutes={t.max_train_minutes} reached")
                 return True
+            self.stop_if_signalled()
         return False
 
 
@@ -562,7 +579,9 @@ def train_and_test(recipe: Recipe) -> dict:
     if checkpoint is not None:
         trainer.resume(checkpoint)
     # 3. train: the best model by validation BLEU lands in output_dir (without validation: the last one)
-    trainer.train()
+    with trainer.sigterm:
+        trainer.train()
+    trainer.stop_if_signalled()  # SIGTERM during the last step: its checkpoint is saved, test and push are not run
     if not data.validation_split:
         trainer.state["best_step"] = trainer.state["step"]
         trainer.save_best(trainer.translator())
