@@ -39,6 +39,9 @@ STEP_DEFINING_KEYS = (
     "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "group_by_length", "init_model",
     "train_languages",
 )
+# Recipe keys that shape the learning-rate schedule a checkpoint's optimizer is following; refused on resume (the
+# rates themselves and max_steps may change: optimization.py applies them).
+SCHEDULE_KEYS = ("warmup_steps", "lr_scheduler_type")
 
 
 class TiedEmbeddingsSavedOnce(logging.Filter):
@@ -178,19 +181,42 @@ def remove_unfinished_saves(output_dir) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def check_resume_compatible(checkpoint: Path, recipe, num_processes: int) -> None:
-    """A resume must compute the same steps as the run that wrote the checkpoint: same step-defining recipe keys
-    and the same number of processes (which multiplies the global batch)."""
-    saved = yaml.safe_load((checkpoint / RECIPE_FILE).read_text()) if (checkpoint / RECIPE_FILE).is_file() else None
+def saved_recipe(checkpoint: Path) -> dict:
+    """The recipe a checkpoint was written with (flat keys)."""
+    path = checkpoint / RECIPE_FILE
+    saved = yaml.safe_load(path.read_text()) if path.is_file() else None
     if saved is None:
         raise ValueError(f"{checkpoint} has no {RECIPE_FILE}: it was not written by this version of mtl-translate, "
                          "so a resume cannot be checked to be exact; start a fresh run.")
-    now = recipe.to_dict()
-    changed = [key for key in STEP_DEFINING_KEYS if key in saved and saved[key] != now.get(key)]
-    if changed:
-        detail = ", ".join(f"{key}: {saved[key]!r} -> {now.get(key)!r}" for key in changed)
-        raise ValueError(f"cannot resume from {checkpoint}: the recipe changes what a training step means ({detail}). "
-                         "Put the checkpoint's values back, or start a fresh run in another output_dir.")
+    return saved
+
+
+def recipe_changes(saved: dict, now: dict, keys) -> dict[str, tuple]:
+    """{key: (checkpoint's value, recipe's value)} of the `keys` that differ; a key the checkpoint lacks (written by
+    an older version) counts as unchanged."""
+    return {key: (saved[key], now.get(key)) for key in keys if key in saved and saved[key] != now.get(key)}
+
+
+def describe(changes: dict[str, tuple]) -> str:
+    return ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
+
+
+def check_resume_compatible(checkpoint: Path, recipe, num_processes: int) -> None:
+    """A resume must compute the same steps as the run that wrote the checkpoint: same step-defining recipe keys,
+    the same learning-rate schedule and the same number of processes (which multiplies the global batch)."""
+    saved, now = saved_recipe(checkpoint), recipe.to_dict()
+    changes = recipe_changes(saved, now, STEP_DEFINING_KEYS)
+    if changes:
+        raise ValueError(f"cannot resume from {checkpoint}: the recipe changes what a training step means "
+                         f"({describe(changes)}). Put the checkpoint's values back, or start a fresh run in another "
+                         "output_dir.")
+    changes = recipe_changes(saved, now, SCHEDULE_KEYS)
+    if changes:
+        raise ValueError(f"cannot resume from {checkpoint}: the recipe changes the shape of the learning-rate schedule "
+                         f"that the checkpoint's optimizer is following ({describe(changes)}). Put the checkpoint's "
+                         "values back (a new learning_rate, encoder_learning_rate, weight_decay or max_steps is "
+                         f"applied on resume), or start a new run from the trained model (init_model: "
+                         f"{now['output_dir']}) in another output_dir.")
     saved_processes = json.loads((checkpoint / STATE_FILE).read_text()).get("num_processes", 1)
     if saved_processes != num_processes:
         raise ValueError(f"cannot resume from {checkpoint}: it was written by {saved_processes} process(es), this "

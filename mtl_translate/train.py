@@ -23,8 +23,9 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
 from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
-                            complete_checkpoints, injected_delay, remove_unfinished_saves, replace_folder_contents,
-                            resolve_checkpoint, save_checkpoint, space_checked, tensor_bytes)
+                            complete_checkpoints, describe, injected_delay, recipe_changes, remove_unfinished_saves,
+                            replace_folder_contents, resolve_checkpoint, save_checkpoint, saved_recipe, space_checked,
+                            tensor_bytes)
 from .configs import Recipe
 from .conflict import conflict_keys, gradient_conflict
 from .data.balancing import (LanguageBatchSampler, OneTargetRows, RowSampler, language_shares,
@@ -39,6 +40,7 @@ from .hub import push_to_hub, save_model_card
 from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
+from .optimization import APPLIED_ON_RESUME, parameter_groups, set_rates, settings_on_resume
 from .placeholders import mask_rows, unknown_mask_tokens
 from .preemption import EXIT_CODE, SigtermFlag
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
@@ -226,21 +228,13 @@ def prepare_model(recipe: Recipe, model: MTLTranslationModel) -> MTLTranslationM
 
 
 def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int, num_processes: int = 1):
-    """AdamW; no weight decay on biases and norms; every pretrained encoder parameter (soft-sharing copies and
-    partial-sharing group blocks included) may get its own learning rate.
+    """AdamW over optimization.parameter_groups: no weight decay on biases and norms; every pretrained encoder
+    parameter (soft-sharing copies and partial-sharing group blocks included) may get its own learning rate.
 
     The scheduler is sized as in Accelerate's examples: once prepared, it steps once per process at each optimizer
     step, so warmup and decay lengths are multiplied by the number of processes."""
     t = recipe.training
-    groups = {}
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        in_encoder = name.startswith(("encoder.", "encoders.", "encoder_groups."))  # pretrained weights; new modules
-        # (heads, adapters, cross-stitch α, loss weights) train at learning_rate
-        lr = t.encoder_learning_rate or t.learning_rate if in_encoder else t.learning_rate
-        decay = 0.0 if param.ndim < 2 else t.weight_decay
-        groups.setdefault((lr, decay), []).append(param)
+    groups = parameter_groups(t, model)
     optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
     scheduler = get_scheduler(t.lr_scheduler_type, optimizer, num_warmup_steps=t.warmup_steps * num_processes,
                               num_training_steps=num_steps * num_processes)
@@ -324,6 +318,11 @@ class Trainer:
             replace_folder_contents(out / ".tmp-best", out)
 
     def resume(self, path: Path) -> None:
+        """Restores the checkpoint, then applies what the recipe changes of the optimizer and the schedule
+        (optimization.py); a change that cannot be applied is refused before anything is loaded."""
+        saved = saved_recipe(path)
+        changes = recipe_changes(saved, self.recipe.to_dict(), APPLIED_ON_RESUME)
+        rates = settings_on_resume(changes, self.recipe.training, self.accelerator.unwrap_model(self.model), path)
         try:
             self.accelerator.load_state(str(path))
         except Exception as err:  # a truncated optimizer.bin / model.safetensors, a missing random_states file, ...
@@ -337,6 +336,11 @@ class Trainer:
                                  "streaming: false, or start a fresh run.")
             self.loader.dataset.resume(self.state["stream_position"])
         self.accelerator.print(f"resumed from {path} at step {self.state['step']}")
+        if changes:
+            set_rates(self.scheduler.scheduler, self.optimizer, rates)
+            rates_now = " / ".join(sorted({f"{lr:.3g}" for lr in self.scheduler.get_last_lr()}))
+            self.accelerator.print(f"resume: {describe(changes)} applied from step {self.state['step']} on; "
+                                   f"learning rate now {rates_now}")
 
     def stop_if_signalled(self) -> None:
         """At an optimizer step boundary, once any process got SIGTERM: a checkpoint (unless this step just saved
