@@ -40,7 +40,8 @@ from .hub import push_to_hub, save_model_card
 from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
-from .optimization import APPLIED_ON_RESUME, parameter_groups, set_rates, settings_on_resume
+from .optimization import (APPLIED_ON_RESUME, UNSIZED_SCHEDULES, identity_plan, parameter_groups, planned_schedule,
+                           replan, schedule_shape, set_rates, settings_on_resume)
 from .placeholders import mask_rows, unknown_mask_tokens
 from .preemption import EXIT_CODE, SigtermFlag
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
@@ -336,11 +337,35 @@ class Trainer:
                                  "streaming: false, or start a fresh run.")
             self.loader.dataset.resume(self.state["stream_position"])
         self.accelerator.print(f"resumed from {path} at step {self.state['step']}")
-        if changes:
-            set_rates(self.scheduler.scheduler, self.optimizer, rates)
-            rates_now = " / ".join(sorted({f"{lr:.3g}" for lr in self.scheduler.get_last_lr()}))
-            self.accelerator.print(f"resume: {describe(changes)} applied from step {self.state['step']} on; "
-                                   f"learning rate now {rates_now}")
+        self.apply_recipe(changes, rates, saved.get("max_steps", self.recipe.training.max_steps))
+
+    def apply_recipe(self, changes: dict, rates: list[tuple[float, float]], old_max_steps: int) -> None:
+        """The recipe's rates (`changes`: the keys that differ from the checkpoint's; `rates`: per group) and
+        max_steps, set on the loaded optimizer and schedule, and logged."""
+        replanned = self.replan_schedule(old_max_steps)
+        plan, processes = self.state.get("lr_schedule"), self.accelerator.num_processes
+        if changes or plan:
+            factor = plan and planned_schedule(schedule_shape(self.recipe.training, plan["sized_for"], processes),
+                                               plan, processes)
+            set_rates(self.scheduler.scheduler, self.optimizer, rates, factor)
+        applied = changes and f"{describe(changes)} applied from step {self.state['step']} on"
+        rates_now = " / ".join(sorted({f"{lr:.3g}" for lr in self.scheduler.get_last_lr()}))
+        for change in filter(None, (applied, replanned)):
+            self.accelerator.print(f"resume: {change}; learning rate now {rates_now}")
+
+    def replan_schedule(self, old_max_steps: int) -> str | None:
+        """A new max_steps re-plans the rest of the schedule (optimization.replan), kept in the state for the
+        checkpoints to come. Returns what it did, to be logged."""
+        t, step = self.recipe.training, self.state["step"]
+        if t.max_steps == old_max_steps or step >= t.max_steps:
+            return None
+        change = f"max_steps {old_max_steps} -> {t.max_steps}"
+        if t.lr_scheduler_type in UNSIZED_SCHEDULES:
+            return f"{change}: the {t.lr_scheduler_type} schedule does not depend on max_steps and goes on as it was"
+        plan = self.state.get("lr_schedule") or identity_plan(old_max_steps)
+        self.state["lr_schedule"] = replan(plan, step, t.max_steps)
+        start = "the rate of its last step (the run had finished)" if step >= plan["until"] else "its current rate"
+        return f"{change}: the {t.lr_scheduler_type} schedule goes on from {start} and ends at step {t.max_steps}"
 
     def stop_if_signalled(self) -> None:
         """At an optimizer step boundary, once any process got SIGTERM: a checkpoint (unless this step just saved
@@ -378,7 +403,7 @@ class Trainer:
         t = self.recipe.training
         if self.state["step"] >= t.max_steps:
             self.accelerator.print(f"the run is already at step {self.state['step']} >= max_steps={t.max_steps}: "
-                                   "nothing to train (raise max_steps to continue it)")
+                                   "nothing to train (raise max_steps to continue it, from its last learning rate)")
             return
         progress = tqdm(total=t.max_steps, initial=self.state["step"], disable=not self.accelerator.is_local_main_process,
                         desc="train")
