@@ -3,17 +3,21 @@
 A checkpoint is `output_dir/checkpoints/step_<N>/`: Accelerate's `save_state` (model, optimizer, scheduler, RNG
 state of every process) plus `recipe.yaml` and `trainer_state.json`. It is written to `checkpoints/.tmp-step_<N>/`
 and renamed into place once every file is there, with `trainer_state.json` written last, so a process killed while
-saving leaves at most a `.tmp-*` folder, which nothing ever resumes from (and the next run removes).
+saving leaves at most a `.tmp-*` folder, which nothing ever resumes from (and the next run removes). A save that
+fails for lack of space removes its `.tmp-*` folder and says, in one line, where and how much space it needed.
 """
 
+import errno
 import json
 import logging
 import os
 import re
 import shutil
 import time
+from contextlib import contextmanager
 from pathlib import Path
 
+import torch
 import yaml
 
 logger = logging.getLogger(__name__)
@@ -35,6 +39,9 @@ STEP_DEFINING_KEYS = (
     "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "group_by_length", "init_model",
     "train_languages",
 )
+# Recipe keys that shape the learning-rate schedule a checkpoint's optimizer is following; refused on resume (the
+# rates themselves and max_steps may change: optimization.py applies them).
+SCHEDULE_KEYS = ("warmup_steps", "lr_scheduler_type")
 
 
 class TiedEmbeddingsSavedOnce(logging.Filter):
@@ -96,26 +103,66 @@ def resolve_checkpoint(name: str, output_dir) -> Path:
     return path
 
 
-def save_checkpoint(accelerator, output_dir, step: int, state: dict, recipe, keep: int, best_step: int | None) -> Path:
-    """Every process calls this (save_state writes each process's RNG state). Returns the checkpoint folder."""
+def save_checkpoint(accelerator, output_dir, step: int, state: dict, recipe, keep: int, best_step: int | None,
+                    needed: int) -> Path:
+    """Every process calls this (save_state writes each process's RNG state). Returns the checkpoint folder.
+    `needed`: about the bytes it takes, for the message if the disk is full."""
     root = Path(output_dir, "checkpoints")
     tmp, final = root / f".tmp-step_{step}", root / f"step_{step}"
+    previous = latest_checkpoint(output_dir)
+    kept = f"the previous checkpoint {previous} is intact" if previous else "no earlier checkpoint exists"
+    with space_checked(tmp, f"checkpoint {final}", needed, f"{kept}. Free some space (or lower save_total_limit), "
+                                                           "then resume with resume_from_checkpoint: latest"):
+        if accelerator.is_main_process:
+            shutil.rmtree(tmp, ignore_errors=True)
+            tmp.mkdir(parents=True)
+        accelerator.wait_for_everyone()
+        accelerator.save_state(str(tmp))
+        accelerator.wait_for_everyone()
+        if accelerator.is_main_process:
+            recipe.save(tmp / RECIPE_FILE)
+            injected_delay("SAVE")
+            (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
     if accelerator.is_main_process:
-        shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
-    accelerator.wait_for_everyone()
-    accelerator.save_state(str(tmp))
-    accelerator.wait_for_everyone()
-    if accelerator.is_main_process:
-        recipe.save(tmp / RECIPE_FILE)
-        injected_delay("SAVE")
-        (tmp / STATE_FILE).write_text(json.dumps(state, indent=2))
         if final.exists():  # a run resumed from an earlier checkpoint passes this step again
             shutil.rmtree(final)
         os.replace(tmp, final)
         rotate_checkpoints(output_dir, keep, best_step)
     accelerator.wait_for_everyone()
     return final
+
+
+def tensor_bytes(tree) -> int:
+    """Bytes of the tensors in a (nested) state dict: about what saving it writes."""
+    if torch.is_tensor(tree):
+        return tree.numel() * tree.element_size()
+    if isinstance(tree, dict):
+        return sum(tensor_bytes(item) for item in tree.values())
+    return sum(tensor_bytes(item) for item in tree) if isinstance(tree, (list, tuple)) else 0
+
+
+def out_of_space(err: Exception, folder: Path, needed: int) -> bool:
+    """A failed write that ran out of space: ENOSPC or EDQUOT, or safetensors' text for it. torch.save reports only
+    a short write ("unexpected pos"), so a failure with less space free than the save needs counts too."""
+    if isinstance(err, OSError) and err.errno in (errno.ENOSPC, errno.EDQUOT):
+        return True
+    return "No space left on device" in str(err) or shutil.disk_usage(folder).free < needed
+
+
+@contextmanager
+def space_checked(tmp: Path, what: str, needed: int, then: str):
+    """A save into the folder `tmp`: if it fails, `tmp` is removed (whatever it replaces stays as it was), and a
+    lack of space becomes one line (a TrainingError) naming `what`, the bytes `needed` and free, and `then`, instead
+    of a library's traceback."""
+    try:
+        yield
+    except Exception as err:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if not out_of_space(err, tmp.parent, needed):
+            raise
+        free = shutil.disk_usage(tmp.parent).free
+        raise TrainingError(f"cannot save {what}: no space left on device (about {needed / 1e6:,.1f} MB needed, "
+                            f"{free / 1e6:,.1f} MB free in {tmp.parent}); {then}.") from None
 
 
 def rotate_checkpoints(output_dir, keep: int, best_step: int | None) -> None:
@@ -134,19 +181,42 @@ def remove_unfinished_saves(output_dir) -> None:
         shutil.rmtree(path, ignore_errors=True)
 
 
-def check_resume_compatible(checkpoint: Path, recipe, num_processes: int) -> None:
-    """A resume must compute the same steps as the run that wrote the checkpoint: same step-defining recipe keys
-    and the same number of processes (which multiplies the global batch)."""
-    saved = yaml.safe_load((checkpoint / RECIPE_FILE).read_text()) if (checkpoint / RECIPE_FILE).is_file() else None
+def saved_recipe(checkpoint: Path) -> dict:
+    """The recipe a checkpoint was written with (flat keys)."""
+    path = checkpoint / RECIPE_FILE
+    saved = yaml.safe_load(path.read_text()) if path.is_file() else None
     if saved is None:
         raise ValueError(f"{checkpoint} has no {RECIPE_FILE}: it was not written by this version of mtl-translate, "
                          "so a resume cannot be checked to be exact; start a fresh run.")
-    now = recipe.to_dict()
-    changed = [key for key in STEP_DEFINING_KEYS if key in saved and saved[key] != now.get(key)]
-    if changed:
-        detail = ", ".join(f"{key}: {saved[key]!r} -> {now.get(key)!r}" for key in changed)
-        raise ValueError(f"cannot resume from {checkpoint}: the recipe changes what a training step means ({detail}). "
-                         "Put the checkpoint's values back, or start a fresh run in another output_dir.")
+    return saved
+
+
+def recipe_changes(saved: dict, now: dict, keys) -> dict[str, tuple]:
+    """{key: (checkpoint's value, recipe's value)} of the `keys` that differ; a key the checkpoint lacks (written by
+    an older version) counts as unchanged."""
+    return {key: (saved[key], now.get(key)) for key in keys if key in saved and saved[key] != now.get(key)}
+
+
+def describe(changes: dict[str, tuple]) -> str:
+    return ", ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
+
+
+def check_resume_compatible(checkpoint: Path, recipe, num_processes: int) -> None:
+    """A resume must compute the same steps as the run that wrote the checkpoint: same step-defining recipe keys,
+    the same learning-rate schedule and the same number of processes (which multiplies the global batch)."""
+    saved, now = saved_recipe(checkpoint), recipe.to_dict()
+    changes = recipe_changes(saved, now, STEP_DEFINING_KEYS)
+    if changes:
+        raise ValueError(f"cannot resume from {checkpoint}: the recipe changes what a training step means "
+                         f"({describe(changes)}). Put the checkpoint's values back, or start a fresh run in another "
+                         "output_dir.")
+    changes = recipe_changes(saved, now, SCHEDULE_KEYS)
+    if changes:
+        raise ValueError(f"cannot resume from {checkpoint}: the recipe changes the shape of the learning-rate schedule "
+                         f"that the checkpoint's optimizer is following ({describe(changes)}). Put the checkpoint's "
+                         "values back (a new learning_rate, encoder_learning_rate, weight_decay or max_steps is "
+                         f"applied on resume), or start a new run from the trained model (init_model: "
+                         f"{now['output_dir']}) in another output_dir.")
     saved_processes = json.loads((checkpoint / STATE_FILE).read_text()).get("num_processes", 1)
     if saved_processes != num_processes:
         raise ValueError(f"cannot resume from {checkpoint}: it was written by {saved_processes} process(es), this "

@@ -25,8 +25,9 @@ from tqdm.auto import tqdm
 from transformers import AutoTokenizer, get_scheduler
 
 from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
-                            complete_checkpoints, injected_delay, remove_unfinished_saves, replace_folder_contents,
-                            resolve_checkpoint, save_checkpoint)
+                            complete_checkpoints, describe, injected_delay, recipe_changes, remove_unfinished_saves,
+                            replace_folder_contents, resolve_checkpoint, save_checkpoint, saved_recipe, space_checked,
+                            tensor_bytes)
 from .configs import Recipe
 from .conflict import conflict_keys, gradient_conflict
 from .data.balancing import (LanguageBatchSampler, OneTargetRows, RowSampler, language_shares,
@@ -42,7 +43,10 @@ from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
 from .objective import StepObjective
+from .optimization import (APPLIED_ON_RESUME, UNSIZED_SCHEDULES, identity_plan, parameter_groups, planned_schedule,
+                           replan, schedule_shape, set_rates, settings_on_resume)
 from .placeholders import mask_rows, unknown_mask_tokens
+from .preemption import EXIT_CODE, SigtermFlag
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
 from .translate import Translator
 
@@ -228,22 +232,14 @@ def prepare_model(recipe: Recipe, model: MTLTranslationModel) -> MTLTranslationM
 
 
 def build_optimizer(recipe: Recipe, model: MTLTranslationModel, num_steps: int, num_processes: int = 1):
-    """AdamW; no weight decay on biases, norms, mixing weights and loss weights (`no_decay_parameter_names`); every
-    pretrained encoder parameter (soft-sharing copies and partial-sharing group blocks included) may get its own
-    learning rate.
+    """AdamW over optimization.parameter_groups: no weight decay on biases, norms, mixing weights and loss weights;
+    every pretrained encoder parameter (soft-sharing copies and partial-sharing group blocks included) may get its
+    own learning rate.
 
     The scheduler is sized as in Accelerate's examples: once prepared, it steps once per process at each optimizer
     step, so warmup and decay lengths are multiplied by the number of processes."""
     t = recipe.training
-    groups, no_decay = {}, set(model.no_decay_parameter_names())
-    for name, param in model.named_parameters():
-        if not param.requires_grad:
-            continue
-        in_encoder = name.startswith(("encoder.", "encoders.", "encoder_groups."))  # pretrained weights; new modules
-        # (heads, adapters, cross-stitch α, loss weights) train at learning_rate
-        lr = t.encoder_learning_rate or t.learning_rate if in_encoder else t.learning_rate
-        decay = 0.0 if name in no_decay else t.weight_decay
-        groups.setdefault((lr, decay), []).append(param)
+    groups = parameter_groups(t, model)
     optimizer = torch.optim.AdamW([{"params": p, "lr": lr, "weight_decay": wd} for (lr, wd), p in groups.items()])
     scheduler = get_scheduler(t.lr_scheduler_type, optimizer, num_warmup_steps=t.warmup_steps * num_processes,
                               num_training_steps=num_steps * num_processes)
@@ -302,23 +298,36 @@ class Trainer:
         self.optimizer, self.scheduler, self.loader, self.evals = optimizer, scheduler, loader, evals
         self.state = {"step": 0, "best_mean_bleu": -1.0, "best_step": None, "history": [], "log_window": [],
                       "skipped_steps": 0, "bad_steps_in_a_row": 0, "num_processes": accelerator.num_processes}
+        self.sigterm, self.saved_step = SigtermFlag(), None  # installed around train() by train_and_test
 
     def translator(self) -> Translator:
         return Translator(self.accelerator.unwrap_model(self.model), self.tokenizer, self.recipe.model.max_source_length)
 
     def save_checkpoint(self) -> None:
         t = self.recipe.training
+        needed = tensor_bytes(self.model.state_dict()) + tensor_bytes(self.optimizer.state_dict())
         save_checkpoint(self.accelerator, t.output_dir, self.state["step"], self.state, self.recipe,
-                        t.save_total_limit, self.state["best_step"])
+                        t.save_total_limit, self.state["best_step"], needed)
+        self.saved_step = self.state["step"]
 
     def save_best(self, translator: Translator) -> None:
         """Written next to the output folder's files, then moved in file by file (see replace_folder_contents)."""
         if self.accelerator.is_main_process:
-            tmp = Path(self.recipe.training.output_dir, ".tmp-best")
-            translator.save_pretrained(str(tmp))
-            replace_folder_contents(tmp, Path(self.recipe.training.output_dir))
+            out = Path(self.recipe.training.output_dir)
+            kept = "the best model saved before is intact" if (out / "model.safetensors").is_file() else \
+                "no best model was saved before"
+            with space_checked(out / ".tmp-best", f"the best model (step {self.state['best_step']}) to {out}",
+                               tensor_bytes(translator.model.state_dict()),
+                               f"{kept}. Free some space, then resume with resume_from_checkpoint: latest"):
+                translator.save_pretrained(str(out / ".tmp-best"))
+            replace_folder_contents(out / ".tmp-best", out)
 
     def resume(self, path: Path) -> None:
+        """Restores the checkpoint, then applies what the recipe changes of the optimizer and the schedule
+        (optimization.py); a change that cannot be applied is refused before anything is loaded."""
+        saved = saved_recipe(path)
+        changes = recipe_changes(saved, self.recipe.to_dict(), APPLIED_ON_RESUME)
+        rates = settings_on_resume(changes, self.recipe.training, self.accelerator.unwrap_model(self.model), path)
         try:
             self.accelerator.load_state(str(path))
         except Exception as err:  # a truncated optimizer.bin / model.safetensors, a missing random_states file, ...
@@ -332,6 +341,48 @@ class Trainer:
                                  "streaming: false, or start a fresh run.")
             self.loader.dataset.resume(self.state["stream_position"])
         self.accelerator.print(f"resumed from {path} at step {self.state['step']}")
+        self.apply_recipe(changes, rates, saved.get("max_steps", self.recipe.training.max_steps))
+
+    def apply_recipe(self, changes: dict, rates: list[tuple[float, float]], old_max_steps: int) -> None:
+        """The recipe's rates (`changes`: the keys that differ from the checkpoint's; `rates`: per group) and
+        max_steps, set on the loaded optimizer and schedule, and logged."""
+        replanned = self.replan_schedule(old_max_steps)
+        plan, processes = self.state.get("lr_schedule"), self.accelerator.num_processes
+        if changes or plan:
+            factor = plan and planned_schedule(schedule_shape(self.recipe.training, plan["sized_for"], processes),
+                                               plan, processes)
+            set_rates(self.scheduler.scheduler, self.optimizer, rates, factor)
+        applied = changes and f"{describe(changes)} applied from step {self.state['step']} on"
+        rates_now = " / ".join(sorted({f"{lr:.3g}" for lr in self.scheduler.get_last_lr()}))
+        for change in filter(None, (applied, replanned)):
+            self.accelerator.print(f"resume: {change}; learning rate now {rates_now}")
+
+    def replan_schedule(self, old_max_steps: int) -> str | None:
+        """A new max_steps re-plans the rest of the schedule (optimization.replan), kept in the state for the
+        checkpoints to come. Returns what it did, to be logged."""
+        t, step = self.recipe.training, self.state["step"]
+        if t.max_steps == old_max_steps or step >= t.max_steps:
+            return None
+        change = f"max_steps {old_max_steps} -> {t.max_steps}"
+        if t.lr_scheduler_type in UNSIZED_SCHEDULES:
+            return f"{change}: the {t.lr_scheduler_type} schedule does not depend on max_steps and goes on as it was"
+        plan = self.state.get("lr_schedule") or identity_plan(old_max_steps)
+        self.state["lr_schedule"] = replan(plan, step, t.max_steps)
+        start = "the rate of its last step (the run had finished)" if step >= plan["until"] else "its current rate"
+        return f"{change}: the {t.lr_scheduler_type} schedule goes on from {start} and ends at step {t.max_steps}"
+
+    def stop_if_signalled(self) -> None:
+        """At an optimizer step boundary, once any process got SIGTERM: a checkpoint (unless this step just saved
+        one), a line that says so, and the exit code of a job that SIGTERM ended."""
+        if not self.sigterm.agreed(self.accelerator):
+            return
+        if self.saved_step != self.state["step"]:
+            self.save_checkpoint()
+        path = Path(self.recipe.training.output_dir, "checkpoints", f"step_{self.state['step']}")
+        self.accelerator.print(f"\nreceived SIGTERM: saved checkpoint {path}, exiting; resume with "
+                               "resume_from_checkpoint: latest")
+        self.accelerator.end_training()
+        raise SystemExit(EXIT_CODE)
 
     def validate(self) -> None:
         acc, t = self.accelerator, self.recipe.training
@@ -356,7 +407,7 @@ class Trainer:
         t = self.recipe.training
         if self.state["step"] >= t.max_steps:
             self.accelerator.print(f"the run is already at step {self.state['step']} >= max_steps={t.max_steps}: "
-                                   "nothing to train (raise max_steps to continue it)")
+                                   "nothing to train (raise max_steps to continue it, from its last learning rate)")
             return
         progress = tqdm(total=t.max_steps, initial=self.state["step"], disable=not self.accelerator.is_local_main_process,
                         desc="train")
@@ -512,6 +563,7 @@ class Trainer:
                     self.accelerator.print(f"\nstopping at step {step}: max_train_minutes={t.max_train_minutes} "
                                            "reached")
                 return True
+            self.stop_if_signalled()
         return False
 
 
@@ -604,7 +656,9 @@ def train_and_test(recipe: Recipe) -> dict:
     if checkpoint is not None:
         trainer.resume(checkpoint)
     # 3. train: the best model by validation BLEU lands in output_dir (without validation: the last one)
-    trainer.train()
+    with trainer.sigterm:
+        trainer.train()
+    trainer.stop_if_signalled()  # SIGTERM during the last step: its checkpoint is saved, test and push are not run
     if not data.validation_split:
         trainer.state["best_step"] = trainer.state["step"]
         trainer.save_best(trainer.translator())

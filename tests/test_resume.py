@@ -1,20 +1,24 @@
-"""A run killed with SIGKILL (between steps, or in the middle of writing a checkpoint) and resumed with
-`resume_from_checkpoint: latest` ends bit for bit where the uninterrupted run ends, dropout and learned loss weights
-included."""
+"""A run killed with SIGKILL (between steps, or in the middle of writing a checkpoint), or stopped by SIGTERM, and
+resumed with `resume_from_checkpoint: latest` ends bit for bit where the uninterrupted run ends, dropout and learned
+loss weights included."""
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import psutil
 import pytest
 import torch
 import yaml
 from .conftest import tiny_recipe
 from safetensors.torch import load_file
+
+from mtl_translate.checkpointing import latest_checkpoint
 
 ENV = {**os.environ, "HF_HUB_OFFLINE": "1", "TOKENIZERS_PARALLELISM": "false"}
 pytestmark = pytest.mark.slow
@@ -32,17 +36,21 @@ def run_to_end(cmd, env=None) -> subprocess.CompletedProcess:
     return proc
 
 
-def kill_when(cmd, env: dict, ready) -> None:
-    """Start `cmd`, SIGKILL it as soon as `ready()` holds (checked every 50 ms)."""
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**ENV, **env})
+def signal_when(cmd, env: dict, ready, sig: int, log=subprocess.DEVNULL, target=lambda proc: proc.pid) -> int:
+    """Start `cmd` (its output to `log`), send `sig` to it (or to the process `target(proc)` names) as soon as
+    `ready()` holds (checked every 50 ms); its exit status."""
+    proc = subprocess.Popen(cmd, stdout=log, stderr=log, env={**ENV, **env})
     deadline = time.monotonic() + 300
     while not ready():
-        assert proc.poll() is None, "the run ended before it could be killed"
+        assert proc.poll() is None, "the run ended before it could be signalled"
         assert time.monotonic() < deadline
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    assert proc.returncode == -signal.SIGKILL
+    os.kill(target(proc), sig)
+    return proc.wait(timeout=300)
+
+
+def kill_when(cmd, env: dict, ready) -> None:
+    assert signal_when(cmd, env, ready, signal.SIGKILL) == -signal.SIGKILL
 
 
 def losses_after(output_dir, step: int) -> list[dict]:
@@ -95,3 +103,51 @@ def test_sigkill_during_a_save_leaves_no_checkpoint_and_resume_is_bit_identical(
     assert "resumed from" in proc.stdout and "at step 3" in proc.stdout
     assert not tmp_save.exists()  # the unfinished save was removed
     assert_same_run(out, reference, 3)
+
+
+def stopped_at(output: str, output_dir: Path) -> int:
+    """The step of the checkpoint that the run said it saved on SIGTERM: the latest one."""
+    said = re.findall(r"received SIGTERM: saved checkpoint (\S+), exiting; resume with resume_from_checkpoint: latest",
+                      output)
+    assert len(said) == 1 and Path(said[0]) == latest_checkpoint(output_dir), output[-3000:]
+    return int(said[0].rpartition("_")[2])
+
+
+def test_sigterm_saves_a_checkpoint_at_the_next_step_exits_and_resume_is_bit_identical(reference, corpus_dir,
+                                                                                       tiny_encoder_dir, tmp_path):
+    """SIGTERM (what torchrun, SLURM and spot machines send before they stop a job) mid-run: a checkpoint at the
+    next optimizer step boundary, a line that says so, exit status 143 (128 + SIGTERM: an interrupted job)."""
+    out = tmp_path / "terminated"
+    cmd = command(recipe_for(corpus_dir, tiny_encoder_dir, out), tmp_path)
+    with open(tmp_path / "terminated.log", "w+") as log:
+        status = signal_when(cmd, {"MTL_TRANSLATE_TEST_STEP_SECONDS": "0.5"},
+                             lambda: (out / "checkpoints" / "step_3").is_dir(), signal.SIGTERM, log)
+        log.seek(0)
+        output = log.read()
+    assert status == 128 + signal.SIGTERM and "Traceback" not in output, output[-3000:]
+    stopped = stopped_at(output, out)
+    assert 3 <= stopped < 8  # signalled after step 3's save, before the end
+    proc = run_to_end(cmd + ["--resume_from_checkpoint", "latest"])
+    assert f"at step {stopped}" in proc.stdout
+    assert_same_run(out, reference, stopped)
+
+
+def test_sigterm_to_one_of_two_processes_stops_both_after_the_same_step(corpus_dir, tiny_encoder_dir, tmp_path):
+    """Launchers signal the processes one by one: SIGTERM reaching process 1 only stops both after the same step
+    (saving is collective: one process saving alone would hang the run), with both RNG states saved; resuming
+    finishes the run."""
+    out = tmp_path / "ddp"
+    torchrun = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+    cmd = [*torchrun, *command({**recipe_for(corpus_dir, tiny_encoder_dir, out), "ddp_timeout": 120}, tmp_path)[1:]]
+    env = {"MTL_TRANSLATE_TEST_STEP_SECONDS": "0.5", "OMP_NUM_THREADS": "1"}
+
+    def rank_1(proc) -> int:
+        return next(p.pid for p in psutil.Process(proc.pid).children() if p.environ().get("RANK") == "1")
+
+    with open(tmp_path / "ddp.log", "w+") as log:
+        signal_when(cmd, env, lambda: (out / "checkpoints" / "step_3").is_dir(), signal.SIGTERM, log, rank_1)
+        log.seek(0)
+        stopped = stopped_at(log.read(), out)
+    assert {p.name for p in latest_checkpoint(out).iterdir()} >= {"random_states_0.pkl", "random_states_1.pkl"}
+    proc = run_to_end(cmd + ["--resume_from_checkpoint", "latest"], env={"OMP_NUM_THREADS": "1"})
+    assert f"at step {stopped}" in proc.stdout and json.loads((out / "trainer_state.json").read_text())["step"] == 8
