@@ -24,6 +24,8 @@ import torch
 from torch import nn
 from transformers import initialization as init
 
+from .weighting_methods import weighting_class
+
 
 class LossWeighting(nn.Module):
     """Base: plain weighted sum with `weights()`, and every head reading the shared encoder output as is.
@@ -258,16 +260,6 @@ class PCGrad(LossWeighting):
         return (out.view_as(grads[0]).to(grads[0].dtype),)
 
 
-LOSS_WEIGHTINGS = {
-    "static": StaticLossWeighting,
-    "uncertainty": UncertaintyWeighting,
-    "dwa": DynamicWeightAverage,
-    "gradnorm": GradNorm,
-    "pcgrad": PCGrad,
-}
-
-
 def build_loss_weighting(config) -> LossWeighting:
-    if config.loss_weighting not in LOSS_WEIGHTINGS:
-        raise ValueError(f"loss_weighting={config.loss_weighting!r} is not one of {sorted(LOSS_WEIGHTINGS)}.")
-    return LOSS_WEIGHTINGS[config.loss_weighting](config)
+    """The `LossWeighting` of `config.loss_weighting` (registry: weighting_methods.py)."""
+    return weighting_class(config.loss_weighting)(config)

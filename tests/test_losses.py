@@ -6,7 +6,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 
-from mtl_translate.losses import LOSS_WEIGHTINGS, build_loss_weighting
+from mtl_translate.losses import build_loss_weighting
+from mtl_translate.weighting_methods import LOSS_WEIGHTINGS
 from mtl_translate.objective import StepObjective
 
 LANGS = ["de", "fr", "es"]

@@ -17,6 +17,8 @@ A new mode is one class in its own file plus one `MODES` entry.
 import importlib
 from dataclasses import dataclass
 
+from ..weighting_methods import check_loss_weighting
+
 
 @dataclass(frozen=True)
 class ModeInfo:
@@ -42,7 +44,7 @@ def check_sharing_config(config) -> None:
     for key in info.needs:
         if getattr(config, key, None) is None:
             raise ValueError(f"sharing: {config.sharing} needs {key}.")
-    if not info.one_output and config.loss_weighting in ("gradnorm", "pcgrad"):
+    if not info.one_output and check_loss_weighting(config.loss_weighting).gradient:
         raise ValueError(f"loss_weighting={config.loss_weighting!r} works on the gradient at the shared encoder "
                          f"output, which only sharing: hard has; got sharing={config.sharing!r}.")
     language_group_map(config.languages, config.language_groups)  # raises on a bad grouping
