@@ -30,10 +30,14 @@ def cross_stitch(alpha: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
     return sum(alpha[:, m, None, None, None] * hidden[m] for m in range(len(hidden)))
 
 
-def alpha_row(value: torch.Tensor, requires_grad: bool = True) -> nn.ParameterDict:
-    """One language's row of α, (blocks, N), in storage of its own (saved as `cross_stitch.<lang>.alpha`)."""
-    value = value.clone(memory_format=torch.contiguous_format)
-    return nn.ParameterDict({"alpha": nn.Parameter(value, requires_grad=requires_grad)})
+def own_parameter(value: torch.Tensor, requires_grad: bool = True) -> nn.Parameter:
+    """`value` as a parameter in storage of its own (a slice of a shared tensor could not be saved on its own)."""
+    return nn.Parameter(value.clone(memory_format=torch.contiguous_format), requires_grad=requires_grad)
+
+
+def alpha_row(value: torch.Tensor) -> nn.ParameterDict:
+    """One language's row of α, (blocks, N) (saved as `cross_stitch.<lang>.alpha`)."""
+    return nn.ParameterDict({"alpha": own_parameter(value)})
 
 
 class CrossStitchSharing(SoftSharing):
@@ -45,39 +49,63 @@ class CrossStitchSharing(SoftSharing):
     alone, dropped with it). An added language's row reads every copy, while each older row gets weight 0 on the new
     copy: training the new language alone freezes the older rows, so the older languages stay bit for bit as they
     were, outputs included. The other way round, every language reads the older copies, so training or removing an
-    older language alone changes the languages that read its copy."""
+    older language alone changes the languages that read its copy.
+
+    Sluice networks (sluice.py) are this with other rows: `units` names the rows' module on the model (and their
+    parameter-name prefix), `copy_axis` the axis of a row's `alpha` over the copies it reads."""
+
+    units = "cross_stitch"
+    copy_axis = 1  # alpha (blocks, N)
 
     def build(self, model, encoder):
-        check_output_is_last_block(encoder, "cross_stitch")
+        check_output_is_last_block(encoder, self.config.sharing)
         super().build(model, encoder)
-        langs = self.config.languages
-        alpha = initial_alpha(self.config.cross_stitch_init, len(langs), len(layer_stack(encoder)))  # (blocks, N, N)
-        model.cross_stitch = nn.ModuleDict({lang: alpha_row(alpha[:, i]) for i, lang in enumerate(langs)})
+        n, blocks = len(self.config.languages), len(layer_stack(encoder))
+        setattr(model, self.units, nn.ModuleDict({lang: self.initial_row(i, n, blocks)
+                                                  for i, lang in enumerate(self.config.languages)}))
+
+    def initial_row(self, index: int, n: int, blocks: int) -> nn.ParameterDict:
+        """The row of the `index`-th of `n` languages at the start of training (its own copy weighted
+        `cross_stitch_init`)."""
+        return alpha_row(initial_alpha(self.config.cross_stitch_init, n, blocks)[:, index])
+
+    def rows(self, model) -> nn.ModuleDict:
+        return getattr(model, self.units)
 
     def mixing_prefixes(self):
-        return ("cross_stitch.",)
+        return (f"{self.units}.",)
 
     def alpha(self, model) -> torch.Tensor:
         """(blocks, N, N), rows and columns in `config.languages` order."""
-        return torch.stack([model.cross_stitch[lang].alpha for lang in self.config.languages], 1)
+        return torch.stack([self.rows(model)[lang].alpha for lang in self.config.languages], 1)
 
     def freeze(self, model, trainable_layers):
         """Each copy as with soft sharing; α trains unless the whole encoder is frozen (equal frozen copies: nothing
         to mix)."""
         super().freeze(model, trainable_layers)
-        model.cross_stitch.requires_grad_(trainable_layers != 0)
+        self.rows(model).requires_grad_(trainable_layers != 0)
 
-    def encode(self, model, input_ids, attention_mask, rows):
-        """Every copy on every row (a row's states then do not depend on which languages need it), block by block."""
+    def mix(self, alpha: torch.Tensor, hidden: torch.Tensor) -> torch.Tensor:
+        """One block's unit: alpha (N, N), hidden (N, B, S, E) -> (N, B, S, E)."""
+        return cross_stitch(alpha, hidden)
+
+    def stitched_blocks(self, model, input_ids, attention_mask):
+        """Every copy on every row (a row's states then do not depend on which languages need it), block by block:
+        yields each block's outputs and the mixed states every copy continues from, (N, B, S, E) each."""
         copies = [model.encoders[lang] for lang in self.config.languages]
         stacks = [layer_stack(copy_) for copy_ in copies]
         calls = [block_inputs(copy_, stack[0], input_ids, attention_mask) for copy_, stack in zip(copies, stacks)]
         hidden = torch.stack([h for h, _, _ in calls])  # (N, B, S, E)
-        alpha = self.alpha(model)  # (blocks, N, N)
+        alpha = self.alpha(model)  # (blocks, N, ...)
         for b in range(len(stacks[0])):
-            hidden = torch.stack([run_block(stack[b], h, args, kwargs)
-                                  for stack, h, (_, args, kwargs) in zip(stacks, hidden, calls)])  # (N, B, S, E)
-            hidden = cross_stitch(alpha[b], hidden)
+            out = torch.stack([run_block(stack[b], h, args, kwargs)
+                               for stack, h, (_, args, kwargs) in zip(stacks, hidden, calls)])  # (N, B, S, E)
+            hidden = self.mix(alpha[b], out)
+            yield out, hidden
+
+    def encode(self, model, input_ids, attention_mask, rows):
+        """What each language's copy gives after the last block's unit."""
+        *_, (_, hidden) = self.stitched_blocks(model, input_ids, attention_mask)  # the last block's, (N, B, S, E)
         return {lang: hidden[self.config.languages.index(lang)][keep] for lang, keep in rows.items()}
 
     def penalty(self, model):
@@ -87,27 +115,28 @@ class CrossStitchSharing(SoftSharing):
         """The other languages whose α row gives `lang`'s copy a non-zero weight: they read it."""
         col = self.config.languages.index(lang)
         return [other for other in self.config.languages
-                if other != lang and bool(model.cross_stitch[other].alpha[:, col].any())]
+                if other != lang and bool(self.rows(model)[other].alpha.select(self.copy_axis, col).any())]
 
     def owned_prefixes(self, model, lang):
         """Its α row always; its copy only while no other language reads it (a language added later), so that
         training one language alone never changes another one's output."""
-        row = [f"cross_stitch.{lang}."]
+        row = [f"{self.units}.{lang}."]
         return row if self.readers(model, lang) else [*super().owned_prefixes(model, lang), *row]
 
     @torch.no_grad()
     def add_language(self, model, lang):
-        """The new copy as with soft sharing (the mean of the others); its row as at the start of training (its own
-        copy weighted `cross_stitch_init`); each older row gets weight 0 on the new copy, its entries kept."""
+        """The new copy as with soft sharing (the mean of the others); its row as at the start of training; each
+        older row gets weight 0 on the new copy, its entries kept."""
         super().add_language(model, lang)
-        langs = self.config.languages
+        langs, rows = self.config.languages, self.rows(model)
         new = langs.index(lang)
-        for name, row in list(model.cross_stitch.items()):
-            old = row.alpha  # (blocks, N - 1)
-            zero = old.new_zeros(len(old), 1)
-            model.cross_stitch[name] = alpha_row(torch.cat([old[:, :new], zero, old[:, new:]], 1), old.requires_grad)
-        alpha = initial_alpha(self.config.cross_stitch_init, len(langs), len(old)).to(old)  # (blocks, N, N)
-        model.cross_stitch[lang] = alpha_row(alpha[:, new], old.requires_grad)
+        for row in rows.values():
+            old = row.alpha  # the copy axis has N - 1 entries
+            zero = old.new_zeros(old.shape[:self.copy_axis] + (1,) + old.shape[self.copy_axis + 1:])
+            row["alpha"] = own_parameter(torch.cat([old.narrow(self.copy_axis, 0, new), zero,
+                                                    old.narrow(self.copy_axis, new, old.shape[self.copy_axis] - new)],
+                                                   self.copy_axis), old.requires_grad)
+        rows[lang] = self.initial_row(new, len(langs), len(old)).to(old).requires_grad_(old.requires_grad)
 
     @torch.no_grad()
     def remove_language(self, model, lang):
@@ -115,11 +144,14 @@ class CrossStitchSharing(SoftSharing):
         would change)."""
         readers = self.readers(model, lang)
         if readers:
-            raise ValueError(f"cannot remove {lang!r}: {readers} read its encoder copy through the cross-stitch units "
-                             "(non-zero α), so removing it would change their translations. Only a language no other "
-                             "one reads (one added later) can be removed from a cross-stitch model.")
+            raise ValueError(f"cannot remove {lang!r}: {readers} read its encoder copy through the "
+                             f"{self.config.sharing} units (non-zero α), so removing it would change their "
+                             f"translations. Only a language no other one reads (one added later) can be removed "
+                             f"from a {self.config.sharing} model.")
         gone = self.config.languages.index(lang)
         super().remove_language(model, lang)
-        for name, row in list(model.cross_stitch.items()):
-            old = row.alpha  # (blocks, N)
-            model.cross_stitch[name] = alpha_row(torch.cat([old[:, :gone], old[:, gone + 1:]], 1), old.requires_grad)
+        for row in self.rows(model).values():
+            old = row.alpha  # the copy axis has N entries
+            row["alpha"] = own_parameter(torch.cat([old.narrow(self.copy_axis, 0, gone),
+                                                    old.narrow(self.copy_axis, gone + 1, old.shape[self.copy_axis]
+                                                               - gone - 1)], self.copy_axis), old.requires_grad)
