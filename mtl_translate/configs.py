@@ -38,12 +38,14 @@ class ModelArguments:
     max_target_length: int = 64
     label_smoothing: float = 0.1
     trainable_encoder_layers: int | None = None  # None: train all; 0: freeze the encoder; k: train the top k layers
-    sharing: str = "hard"  # hard | soft | partial | cross_stitch | adapters (sharing/)
+    sharing: str = "hard"  # hard | soft | partial | cross_stitch | adapters | sluice (sharing/)
     soft_sharing_weight: float = 0.01  # soft: weight of the L2 penalty between the encoder copies
     shared_layers: int | None = None  # partial: bottom encoder blocks shared by all languages
     language_groups: dict[str, list[str]] = field(default_factory=dict)  # partial: {group: [langs]} above them
     cross_stitch_init: float = 0.9  # cross_stitch: initial α diagonal (a copy's weight on its own hidden states)
     adapter_size: int = 64  # adapters: bottleneck width of the per-language adapters
+    sluice_subspaces: int = 2  # sluice: subspaces each encoder block's output is split into (equal coordinate ranges)
+    sluice_orthogonality_weight: float = 1e-4  # sluice: weight of the orthogonality penalty between a copy's subspaces
     loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
     loss_weights: dict[str, float] = field(default_factory=dict)  # static: per language, default 1.0
     dwa_temperature: float = 2.0
@@ -129,7 +131,8 @@ AT_LEAST = {
     "target_vocab_size": 261,  # 256 byte-fallback pieces + 4 special tokens + at least one character
     "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
     "trainable_encoder_layers": 0, "shared_layers": 0, "shared_decoder_layers": 0, "adapter_size": 1,
-    "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
+    "cross_stitch_init": 0, "soft_sharing_weight": 0, "sluice_subspaces": 1, "sluice_orthogonality_weight": 0,
+    "dwa_window": 1, "gradnorm_alpha": 0,
     "shuffle_buffer_size": 1, "tokenizer_train_rows": 1,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,

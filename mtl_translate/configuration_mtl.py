@@ -35,12 +35,14 @@ class MTLConfig(PretrainedConfig):
     label_smoothing: float = 0.1
     protect_placeholders: bool = False  # translate masks %s, --help, paths... and restores them (placeholders.py)
     # how languages share the encoder (sharing.py)
-    sharing: str = "hard"  # hard | soft | partial | cross_stitch | adapters (sharing/)
+    sharing: str = "hard"  # hard | soft | partial | cross_stitch | adapters | sluice (sharing/)
     soft_sharing_weight: float = 0.01  # soft: weight of the L2 penalty between encoder copies
     shared_layers: int | None = None  # partial: bottom encoder blocks shared by all languages
     language_groups: dict[str, list[str]] | None = None  # partial: {group: [langs]} sharing the blocks above
     cross_stitch_init: float = 0.9  # cross_stitch: initial weight of a copy on its own hidden states (α diagonal)
     adapter_size: int = 64  # adapters: bottleneck width of each language's adapter after every encoder block
+    sluice_subspaces: int = 2  # sluice: subspaces each block's output is split into (equal coordinate ranges)
+    sluice_orthogonality_weight: float = 1e-4  # sluice: weight of the orthogonality penalty between a copy's subspaces
     # how their losses combine (losses.py)
     loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
     loss_weights: dict[str, float] | None = None  # static: {lang: weight}, default 1

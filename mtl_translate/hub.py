@@ -15,14 +15,13 @@ import re
 from pathlib import Path, PureWindowsPath
 from typing import Any
 
-import numpy as np
 import yaml
 from huggingface_hub import CommitOperationAdd, EvalResult, HfApi, ModelCard, ModelCardData
 from huggingface_hub.errors import LocalTokenNotFoundError
 from huggingface_hub.utils import DEFAULT_IGNORE_PATTERNS, filter_repo_objects
-from safetensors import safe_open
 
-from .plots import PLOTS_DIR, RUN_PLOTS, plot_cross_stitch, write_run_plots
+from .mixing_card import mixing_section
+from .plots import PLOTS_DIR, RUN_PLOTS, write_run_plots
 
 logger = logging.getLogger(__name__)
 
@@ -35,7 +34,6 @@ UPLOAD_IGNORE_PATTERNS = ["checkpoint*", "checkpoints/*", "*.pt", "*.pth", "*.bi
 SCRUBBED_FILES = ["*config.json", "eval_results.json", "*.yaml", "*.yml"]
 TAGS = ["translation", "multi-target", "mtl-translate"]
 NOT_EVALUATED = "## Evaluation\n\nThis model has not been evaluated yet (no eval_results.json in the folder).\n"
-CROSS_STITCH_PNG = "cross_stitch_alpha.png"
 _HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*(/[\w.-]+)?$")
 
 
@@ -136,31 +134,6 @@ def _eval_section(evals: dict[str, Any], source: str, targets: list[str]) -> str
     return text + (f"\nsacrebleu signatures:\n\n```\n{signatures}\n```\n" if signatures else "")
 
 
-def _cross_stitch_section(model_dir: Path, config: dict) -> list[str]:
-    """For `sharing: cross_stitch`, the learned α as a table, read from the weights with numpy (no torch), and as
-    heatmaps written next to them (uploaded with the model) when matplotlib is installed; [] for other modes."""
-    weights = model_dir / "model.safetensors"
-    if config.get("sharing") != "cross_stitch" or not weights.is_file():
-        return []
-    langs = config["languages"]
-    with safe_open(weights, framework="np") as f:
-        alpha = np.stack([f.get_tensor(f"cross_stitch.{lang}.alpha") for lang in langs], 1)  # (blocks, N, N)
-    lines = ["| block | copy of | " + " | ".join(f"reads {lang}" for lang in langs) + " |",
-             "|---:|---|" + "---:|" * len(langs)]
-    for b, block in enumerate(alpha, 1):
-        lines += [f"| {b} | {lang} | " + " | ".join(f"{v:.3f}" for v in row) + " |" for lang, row in zip(langs, block)]
-    try:
-        plot_cross_stitch(alpha, langs, model_dir / CROSS_STITCH_PNG)
-        lines.append(f"\n![cross-stitch α, one heatmap per encoder block]({CROSS_STITCH_PNG})")
-    except ImportError:
-        logger.info("matplotlib is not installed: the model card shows α without its heatmap")
-    return ["## Cross-stitch units\n",
-            "The encoder has one copy per target language. After each block, a language's copy continues from "
-            "Σ_m α[l, m] h_m, a learned mix of every copy's hidden states (cross-stitch units, Misra et al. 2016; "
-            "α = identity would be independent encoders). The learned α:\n",
-            "\n".join(lines) + "\n"]
-
-
 def _plots_section(model_dir: Path) -> list[str]:
     """Links to the run's plots that `save_model_card` wrote into `plots/` (they are uploaded with the card)."""
     links = [f"![{alt}]({PLOTS_DIR}/{name})" for name, alt in RUN_PLOTS.items()
@@ -237,7 +210,7 @@ def build_model_card(model_dir: str | os.PathLike, repo_id: str | None = None) -
         f"It translates {source} → {', '.join(targets)}, encoding the source once for all targets.\n",
         _eval_section(evals, source, targets) if evals else NOT_EVALUATED,
         *_plots_section(model_dir),
-        *_cross_stitch_section(model_dir, config),
+        *mixing_section(model_dir, config),
         "## Usage\n",
         usage,
     ]

@@ -16,7 +16,8 @@ from .modeling_mtl import MTLTranslationModel
 from .tokenization_mtl import load_config, local_folder
 
 SHARING_KEYS = {"soft": ["soft_sharing_weight"], "partial": ["shared_layers", "language_groups"],
-                "cross_stitch": ["cross_stitch_init"], "adapters": ["adapter_size"]}
+                "cross_stitch": ["cross_stitch_init"], "adapters": ["adapter_size"],
+                "sluice": ["sluice_subspaces", "sluice_orthogonality_weight"]}
 GENERATION_KEYS = ("num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size", "repetition_penalty",
                    "per_language")
 

@@ -27,9 +27,10 @@ def encoder_class(config):
 @dataclass
 class MTLOutput(ModelOutput):
     """`loss`: this pass's part of the step's objective (objective.py; without a `StepObjective`: the weighted sum of
-    the batch's per-language mean losses, plus the soft-sharing penalty); `language_losses`: unweighted mean token
+    the batch's per-language mean losses, plus the sharing penalty); `language_losses`: unweighted mean token
     loss per language of this batch; `language_loss_sums` / `language_token_counts`: their token-loss sums and target
-    token counts, what the step's objective is built from; `sharing_penalty`: unweighted soft-sharing penalty;
+    token counts, what the step's objective is built from; `sharing_penalty`: the unweighted sharing penalty of this
+    pass (soft: between the copies' weights; sluice: orthogonality of this batch's subspace activations);
     `encoder_states` (only when asked, see `forward`): {lang: (B_lang, S, E) the states its head read}."""
 
     loss: torch.Tensor | None = None
@@ -66,9 +67,9 @@ class MTLPreTrainedModel(PreTrainedModel):
 
 class MTLTranslationModel(MTLPreTrainedModel):
     """The encoder part is built and run by the sharing mode (`config.sharing`, see sharing/): `encoder` (hard),
-    `encoders` {lang: copy} (soft; + `cross_stitch` {lang: α row} for cross_stitch), `encoder` (shared bottom
-    blocks) + `encoder_groups` {group: top blocks} (partial), or `encoder` + `adapters` {lang: one adapter per
-    block} (adapters). This class names no mode: it asks `self.sharing_mode`.
+    `encoders` {lang: copy} (soft; + `cross_stitch` {lang: α row} for cross_stitch, + `sluice` {lang: α rows and β}
+    for sluice), `encoder` (shared bottom blocks) + `encoder_groups` {group: top blocks} (partial), or `encoder` +
+    `adapters` {lang: one adapter per block} (adapters). This class names no mode: it asks `self.sharing_mode`.
 
     `shared_decoder`: the bottom `shared_decoder_layers` decoder layers, which every head runs below its own (empty by
     default: each language has a decoder of its own and only the encoder is shared). `config.embedding_groups`: languages
@@ -197,11 +198,11 @@ class MTLTranslationModel(MTLPreTrainedModel):
             raise ValueError(f"labels for unknown language(s) {unknown}; this model has {list(self.decoders)}.")
         rows = {lang: keep for lang, keep in ((lang, (y != -100).any(dim=1)) for lang, y in (labels or {}).items())
                 if keep.any()}  # {lang: (B,) rows with a target}
-        memory = self.encode(input_ids, attention_mask, rows)
+        memory, penalty = self.sharing_mode.encode_with_penalty(self, input_ids, attention_mask, rows)
         sums = {lang: self.language_loss(lang, memory[lang], attention_mask[keep], labels[lang][keep])
                 for lang, keep in rows.items()}
         counts = {lang: (labels[lang][keep] != -100).sum() for lang, keep in rows.items()}
-        penalty = self.sharing_mode.penalty(self) if sums else None
+        penalty = penalty if sums else None
         objective = objective or StepObjective.of_batch(counts)
         loss = objective.part(sums, counts, self.loss_weighting, penalty, self.sharing_mode.penalty_weight)
         return MTLOutput(loss=loss, language_losses={lang: sums[lang] / counts[lang] for lang in sums},

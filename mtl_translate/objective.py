@@ -3,15 +3,20 @@
     L = Σ_l w_l · S_l / N_l  +  R
 
 S_l: the sum of language l's token losses over every micro-batch of the step on every process; N_l: its target tokens
-over the same, counted before the step's forward passes (`StepObjective.count`). R: the terms that depend on parameters
-only and count once per step (uncertainty weighting's Σ_l s_l, the soft-sharing penalty). A missing target adds
-nothing to S_l nor to N_l, so a language weighs w_l wherever its rows fall: transformers' `num_items_in_batch`, per
-language.
+over the same, counted before the step's forward passes (`StepObjective.count`). R: the terms that count once per
+step: those that depend on parameters only (uncertainty weighting's Σ_l s_l, the soft-sharing penalty), and the mean
+over the step's passes of a penalty on activations (sluice networks' orthogonality term, each pass's value on its own
+activations). A missing target adds nothing to S_l nor to N_l, so a language weighs w_l wherever its rows fall:
+transformers' `num_items_in_batch`, per language.
 
-Each of the step's F forward passes (all processes) returns its part of L: Σ_l w_l · s_l / N_l + R / F, with s_l its
-own token-loss sums (the weighting computes it: losses.py); the parts sum to L. DDP averages gradients over the P
-processes, so each part is backpropagated times P (`backward_scale`), and the summed gradients are ∇L. The model knows
-nothing of this: it takes a `StepObjective` and returns its part (without one: its batch is the whole step).
+Each of the step's F forward passes (all processes) returns its part of L: Σ_l w_l · s_l / N_l + R_f / F, with s_l its
+own token-loss sums (the weighting computes it: losses.py) and R_f the penalty it computed (the same in every pass
+when it depends on parameters only); the parts sum to L. An activation penalty is not a sum over rows (sluice's is
+quadratic in a pass's activations, as batch statistics are), so its mean over passes, unlike the rest of L, depends
+on how the step is split: the same for accumulation and processes of equal micro-batches, not for one batch of all.
+DDP averages gradients over the P processes, so each part is backpropagated times P (`backward_scale`), and the
+summed gradients are ∇L. The model knows nothing of this: it takes a `StepObjective` and returns its part (without
+one: its batch is the whole step).
 """
 
 from dataclasses import dataclass, replace

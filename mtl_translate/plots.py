@@ -17,9 +17,10 @@ RUN_PLOTS = {  # file name -> what it shows (the card's alt text), in the card's
 }
 
 
-def plot_cross_stitch(alpha: np.ndarray, languages: list[str], path: str | Path) -> None:
-    """α (blocks, N, N) as one heatmap per block (row: the language whose copy reads, column: the copy it reads), so
-    a card shows at a glance where in the encoder the languages share (off-diagonal) or keep apart (diagonal)."""
+def plot_cross_stitch(alpha: np.ndarray, labels: list[str], path: str | Path, title: str = "cross-stitch α") -> None:
+    """α (blocks, R, R) as one heatmap per block (row: the copy, or copy's subspace, that reads; column: what it
+    reads; `labels` name them), so a card shows at a glance where in the encoder the languages share (off-diagonal)
+    or keep apart (diagonal)."""
     from matplotlib.figure import Figure  # no pyplot: no global backend or figure state
 
     blocks, n = alpha.shape[:2]
@@ -29,11 +30,11 @@ def plot_cross_stitch(alpha: np.ndarray, languages: list[str], path: str | Path)
         image = ax.imshow(alpha[b], cmap="viridis", vmin=min(0.0, alpha.min()), vmax=max(1.0, alpha.max()))
         for (i, j), value in np.ndenumerate(alpha[b]):
             ax.text(j, i, f"{value:.2f}", ha="center", va="center", fontsize=7, color="w" if value < 0.5 else "k")
-        ax.set_xticks(range(n), languages, fontsize=8)
-        ax.set_yticks(range(n), languages if b == 0 else [], fontsize=8)
+        ax.set_xticks(range(n), labels, fontsize=8)
+        ax.set_yticks(range(n), labels if b == 0 else [], fontsize=8)
         ax.set_title(f"block {b + 1}", fontsize=9)
     fig.colorbar(image, ax=list(axes), shrink=0.8)
-    fig.suptitle("cross-stitch α: row reads column", fontsize=9)
+    fig.suptitle(f"{title}: row reads column", fontsize=9)
     fig.savefig(path, dpi=120, bbox_inches="tight")
 
 

@@ -196,6 +196,7 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
             shared_layers=m.shared_layers, language_groups=m.language_groups or None, loss_weighting=m.loss_weighting,
             loss_weights=m.loss_weights, dwa_temperature=m.dwa_temperature, dwa_window=m.dwa_window,
             gradnorm_alpha=m.gradnorm_alpha, cross_stitch_init=m.cross_stitch_init, adapter_size=m.adapter_size,
+            sluice_subspaces=m.sluice_subspaces, sluice_orthogonality_weight=m.sluice_orthogonality_weight,
         )
     except OSError as err:  # transformers' "not a valid model identifier" / missing files
         raise ValueError(f"encoder_name_or_path={encoder_name!r} could not be loaded: {err}. Give a local folder with "
@@ -528,14 +529,14 @@ class Trainer:
                 if lang in out.language_loss_sums:
                     totals[k] += out.language_loss_sums[lang].detach()
             totals[-2] += out.loss.detach()
-            if out.sharing_penalty is not None:
-                totals[-1] = out.sharing_penalty.detach()
+            if out.sharing_penalty is not None:  # the step's: the mean over its passes (objective.py)
+                totals[-1] += out.sharing_penalty.detach() * objective.share
         good = self.optimizer_step()
         totals = (acc.reduce(totals, "sum") if acc.num_processes > 1 else totals).tolist()
         means = {lang: totals[k] / objective.counts[lang] for k, lang in enumerate(langs) if objective.counts[lang]}
         if good:
             acc.unwrap_model(self.model).loss_weighting.end_step(means)
-        penalty = {"sharing_penalty": totals[-1] / acc.num_processes} if out.sharing_penalty is not None else {}
+        penalty = {"sharing_penalty": totals[-1]} if out.sharing_penalty is not None else {}
         self.state["log_window"].append({"loss": totals[-2], **means, **penalty, **conflict})
         return good
 

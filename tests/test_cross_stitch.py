@@ -10,8 +10,9 @@ from transformers import AutoModel, BertModel, T5Config
 
 from mtl_translate import MTLTranslationModel
 from mtl_translate.configs import load_recipe
-from mtl_translate.hub import CROSS_STITCH_PNG, build_model_card
+from mtl_translate.hub import build_model_card
 from mtl_translate.languages import add_language, remove_language, train_only
+from mtl_translate.mixing_card import CROSS_STITCH_PNG
 from mtl_translate.train import run
 from mtl_translate.translate import Translator
 
@@ -130,7 +131,7 @@ def test_the_card_shows_alpha_without_matplotlib(tokenizer, tmp_path, monkeypatc
     def missing(*args):
         raise ImportError("No module named 'matplotlib'")
 
-    monkeypatch.setattr("mtl_translate.hub.plot_cross_stitch", missing)
+    monkeypatch.setattr("mtl_translate.mixing_card.plot_cross_stitch", missing)
     card = str(build_model_card(tmp_path))
     assert "| 1 | de | 1.000 |" in card and CROSS_STITCH_PNG not in card  # one language: α = 1
 

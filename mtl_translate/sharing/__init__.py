@@ -8,6 +8,8 @@
              (Misra et al. 2016)                                                              (cross_stitch.py)
     adapters  one shared encoder plus a small bottleneck adapter per language after each block
              (Bapna & Firat 2019; Philip et al. 2020)                                         (adapters.py)
+    sluice   cross-stitch over subspaces of each block's output, an orthogonality penalty between a copy's
+             subspaces, and learned weights over the blocks per head (Ruder et al. 2019)        (sluice.py)
 
 Every mode implements `SharingMode` (base.py); the model only talks to that interface. This file is the registry
 and holds the checks a config needs, without importing torch (configs load without building any module).
@@ -33,6 +35,7 @@ MODES = {
     "partial": ModeInfo("partial.PartialSharing", one_output=False, needs=("shared_layers",)),
     "adapters": ModeInfo("adapters.AdapterSharing", one_output=False),
     "cross_stitch": ModeInfo("cross_stitch.CrossStitchSharing", one_output=False),
+    "sluice": ModeInfo("sluice.SluiceSharing", one_output=False),
 }
 
 

@@ -32,8 +32,15 @@ class SharingMode:
         raise NotImplementedError
 
     def penalty(self, model: nn.Module) -> torch.Tensor | None:
-        """Unweighted regularisation term between the encoder parts (None: none)."""
+        """Unweighted regularisation term between the encoder parts, a function of the parameters (None: none)."""
         return None
+
+    def encode_with_penalty(self, model: nn.Module, input_ids, attention_mask,
+                            rows: dict) -> tuple[dict[str, torch.Tensor], torch.Tensor | None]:
+        """`encode`, and the unweighted regularisation term of this forward pass (None: none). By default the
+        parameters' `penalty`; a mode whose term is on activations (sluice) computes it from this pass's own, which
+        the step's objective then counts as its mean over the step's passes (objective.py)."""
+        return self.encode(model, input_ids, attention_mask, rows), self.penalty(model)
 
     penalty_weight = 0.0
 
