@@ -1,7 +1,8 @@
 """`mtl-translate info`: what a model folder holds, without loading its weights.
 
 The sizes come from the config: the model is built on the `meta` device (shapes, no memory, no weights read), so
-that a multi-gigabyte folder answers at once. The recipe and the test scores are the files training writes next to
+that a multi-gigabyte folder answers at once. Only the sharing mode's mixing weights are read (cross-stitch and sluice
+α: a few numbers per block), since what a language owns depends on them. The recipe and the test scores are the files training writes next to
 the model; a folder without them (saved from Python, or downloaded without them) still answers.
 """
 
@@ -10,6 +11,7 @@ import os
 
 import torch
 import yaml
+from safetensors import safe_open
 
 from .evaluation import format_results
 from .modeling_mtl import MTLTranslationModel
@@ -30,6 +32,7 @@ def model_info(name_or_path: str) -> dict:
     config = load_config(folder)
     with torch.device("meta"):
         model = MTLTranslationModel(config)
+    read_mixing_weights(model, folder)
     heads = {lang: sum(p.numel() for p in model.decoders[lang].parameters()) for lang in config.languages}
     owned = {lang: sum(p.numel() for name, p in model.named_parameters()
                        if any(name.startswith(prefix) for prefix in model.sharing_mode.owned_prefixes(model, lang)))
@@ -57,6 +60,16 @@ def model_info(name_or_path: str) -> dict:
         "recipe": read_object(folder, "recipe.yaml"),
         "scores": read_object(folder, "eval_results.json"),
     }
+
+
+def read_mixing_weights(model: MTLTranslationModel, folder: str) -> None:
+    """The sharing mode's mixing weights from the folder's weights into the `meta` model (a copy another language
+    reads through α is not its language's own); nothing for modes without any."""
+    prefixes = model.sharing_mode.mixing_prefixes()
+    if prefixes:
+        with safe_open(os.path.join(folder, "model.safetensors"), framework="pt") as f:
+            mixing = {name: f.get_tensor(name) for name in f.keys() if name.startswith(prefixes)}
+        model.load_state_dict(mixing, strict=False, assign=True)
 
 
 def read_object(folder: str, name: str) -> dict | None:

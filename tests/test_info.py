@@ -3,6 +3,7 @@
 import json
 
 import pytest
+import torch
 import yaml
 
 from mtl_translate import MTLTranslationModel, Translator
@@ -74,3 +75,23 @@ def test_info_of_a_damaged_file_or_a_missing_folder_is_one_line(tiny_model, toke
         main(["info", "--model", str(tmp_path / "missing")])
     assert str(exit_info.value.code) == (f"mtl-translate info: error: model folder '{tmp_path / 'missing'}' does not "
                                          f"exist (nor is it a Hub repo id ORG/NAME).")
+
+
+@pytest.mark.parametrize("sharing, settings", [
+    ("cross_stitch", {"cross_stitch_init": 0.9}),
+    ("sluice", {"sluice_subspaces": 2, "sluice_orthogonality_weight": 0.001}),
+])
+def test_info_of_mixing_modes_reads_alpha_for_what_each_language_owns(tokenizer, tmp_path, capsys, sharing, settings):
+    model = MTLTranslationModel(tiny_config(tokenizer, sharing=sharing, **settings))
+    with torch.no_grad():
+        for lang, row in getattr(model, sharing).items():  # every copy read by the others but de's
+            row.alpha.uniform_(0.1, 1.0).select(model.sharing_mode.copy_axis, 0).fill_(float(lang == "de"))
+    Translator(model, tokenizer).save_pretrained(tmp_path / "model")
+    data = json.loads(info(capsys, "--model", tmp_path / "model", "--json"))
+    assert data["sharing"] == {"mode": sharing, **settings}
+    owned = {lang: sum(p.numel() for name, p in model.named_parameters()
+                       if name.startswith(tuple(model.sharing_mode.owned_prefixes(model, lang)))) for lang in LANGS}
+    assert data["parameters"]["encoder_owned_by_language"] == owned
+    assert owned["de"] > 10 * owned["fr"]  # de owns its copy; fr and es, read by others, their mixing weights
+    assert f"sharing: {sharing}, " + ", ".join(f"{k}={v}" for k, v in settings.items()) in info(
+        capsys, "--model", tmp_path / "model")
