@@ -18,6 +18,7 @@ SHARING = {
     "partial": {"shared_layers": 1, "language_groups": {"romance": ["fr", "es"]}},
     "cross_stitch": {"cross_stitch_init": 0.8},
     "adapters": {"adapter_size": 8},
+    "sluice": {"sluice_orthogonality_weight": 0.0},  # its penalty depends on the split: test_sluice.py tests how
 }
 
 
@@ -38,7 +39,7 @@ def build(tokenizer, sharing: str, weighting: str) -> MTLTranslationModel:
                                             loss_weighting=weighting, label_smoothing=0.1, **SHARING[sharing]))
     with torch.no_grad():  # states a fresh model does not have: learned weights, diverged copies, open adapters
         for name, param in model.named_parameters():
-            if name.startswith(("loss_weighting.", "encoders.de.", "adapters.", "cross_stitch.")):
+            if name.startswith(("loss_weighting.", "encoders.de.", "adapters.", "cross_stitch.", "sluice.")):
                 param.add_(0.05 * torch.randn_like(param))
     if weighting == "dwa":
         model.loss_weighting.history.copy_(torch.tensor([[2.0, 2.0, 2.0], [1.0, 1.8, 1.5]]))
@@ -137,7 +138,8 @@ def test_forward_returns_sums_and_counts_and_a_plain_call_keeps_the_mean_loss(to
 
 @pytest.mark.parametrize("sharing, mixing", [("hard", []), ("soft", []), ("partial", []), ("adapters", []),
                                              ("cross_stitch", ["cross_stitch.de.alpha", "cross_stitch.fr.alpha",
-                                                               "cross_stitch.es.alpha"])])
+                                                               "cross_stitch.es.alpha"]),
+                                             ("sluice", ["sluice.de.alpha", "sluice.fr.alpha", "sluice.es.alpha"])])
 def test_mixing_weights_and_loss_weights_get_no_weight_decay(tokenizer, sharing, mixing):
     """Each mode's parameters without decay beyond biases and norms: its mixing weights and the learned loss weights."""
     from mtl_translate.configs import load_recipe

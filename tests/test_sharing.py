@@ -132,13 +132,13 @@ def test_partial_sharing_freezes_from_the_top_of_each_stack(tokenizer):
     assert not model.encoder.embeddings.word_embeddings.weight.requires_grad
 
 
-@pytest.mark.parametrize("sharing", ["soft", "partial"])
+@pytest.mark.parametrize("sharing", ["soft", "partial", "sluice"])
 def test_save_load_and_translate_all_for_every_sharing_mode(tokenizer, tmp_path, sharing):
     if sharing == "partial":
         model = partial_model(tokenizer)
     else:
         torch.manual_seed(0)
-        model = MTLTranslationModel(tiny_config(tokenizer, sharing="soft"))
+        model = MTLTranslationModel(tiny_config(tokenizer, sharing=sharing))
     translator = Translator(model, tokenizer)
     translator.save_pretrained(tmp_path)
     reloaded = AutoModel.from_pretrained(tmp_path)
@@ -159,6 +159,7 @@ def test_save_load_and_translate_all_for_every_sharing_mode(tokenizer, tmp_path,
     (dict(sharing="sideways"), r"sharing='sideways' is not one of"),
     (dict(sharing="partial"), r"partial needs shared_layers"),
     (dict(sharing="soft", loss_weighting="pcgrad"), r"only sharing: hard has"),
+    (dict(sharing="sluice", loss_weighting="gradnorm"), r"only sharing: hard has"),
     (dict(sharing="partial", shared_layers=0, language_groups={"x": ["de", "it"]}), r"\['it'\], not among"),
     (dict(sharing="partial", shared_layers=0, language_groups={"a": ["de"], "b": ["de"]}), r"'de' is in both"),
 ])

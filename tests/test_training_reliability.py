@@ -155,7 +155,7 @@ def test_nan_losses_in_a_row_stop_training_with_the_last_checkpoint_intact(monke
 
 
 @pytest.mark.parametrize("sharing, extra", [("hard", {}), ("soft", {}), ("partial", {"shared_layers": 0}),
-                                            ("cross_stitch", {}), ("adapters", {})])
+                                            ("cross_stitch", {}), ("adapters", {}), ("sluice", {})])
 def test_encoder_learning_rate_reaches_every_encoder_parameter(tokenizer, sharing, extra):
     model = MTLTranslationModel(tiny_config(tokenizer, sharing=sharing, loss_weighting="uncertainty", **extra))
     recipe = load_recipe(None, ["--learning_rate", "1e-3", "--encoder_learning_rate", "1e-5"])
