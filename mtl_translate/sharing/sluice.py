@@ -6,7 +6,7 @@ coordinates (halves by default). After every block b a learned α over all N·K 
 l the states it continues from, h'_{l,s} = Σ_{m,t} α[b, l, s, m, t] h_{m,t}. The orthogonality penalty
 Σ_copies Σ_blocks Σ_{s<t} ‖G_sᵀ G_t‖²_F / n² (weight `sluice_orthogonality_weight`) pushes a copy's subspaces to
 carry different features: G_s (n, E/K) holds subspace s of the block's output at the batch's n real tokens (padding
-left out; the 1/n² makes it a mean over tokens, the same for any batch size). A learned β per language mixes the
+left out; the 1/n² makes G_sᵀ G_t a mean over tokens, whose size does not grow with the batch). A learned β per language mixes the
 blocks' mixed states into what its head reads, Σ_b β[l, b] h'_{b,l} (the paper's layer-stitch units).
 
 α starts at the identity and β on the last block: every copy starts as the pretrained encoder, output for output.
@@ -21,7 +21,6 @@ from itertools import combinations
 import torch
 from torch import nn
 
-from ..encoders import layer_stack
 from .cross_stitch import CrossStitchSharing, own_parameter
 
 
