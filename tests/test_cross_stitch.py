@@ -172,11 +172,33 @@ def test_an_added_language_trained_alone_leaves_the_older_ones_bit_for_bit(token
     assert all(torch.equal(model.state_dict()[name], value) for name, value in before.items())
 
 
+def test_retraining_a_language_others_read_leaves_them_bit_identical(tokenizer):
+    """de's α row sets what de's copy passes on, which fr and es read: training de alone trains its head only."""
+    model = stitched(tokenizer)
+    batch = batch_of(tokenizer, corpus_rows()[:6])
+    old_memory = encode_all(model, batch)
+    before = {name: value.clone() for name, value in model.state_dict().items()}
+    model.train()
+    model.freeze_encoder(None)
+    assert train_only(model, ["de"]) == ["decoders.de."]
+    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
+    for _ in range(3):
+        model(**batch_of(tokenizer, corpus_rows()[:6], ["de"])).loss.backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    model.eval()
+    new_memory = encode_all(model, batch)
+    assert all(torch.equal(new_memory[lang], old_memory[lang]) for lang in ["fr", "es"])
+    after = model.state_dict()
+    assert all(torch.equal(after[name], value) for name, value in before.items() if not name.startswith("decoders.de."))
+    assert not torch.equal(after["decoders.de.embed_tokens.weight"], before["decoders.de.embed_tokens.weight"])
+
+
 def test_a_language_is_removed_with_its_copy_row_and_column_only_when_no_other_reads_it(tokenizer):
     model = stitched(tokenizer)
     with pytest.raises(ValueError, match=r"cannot remove 'de': \['fr', 'es'\] read its encoder copy"):
         remove_language(model, "de")
-    assert model.sharing_mode.owned_prefixes(model, "de") == ["cross_stitch.de."]  # its copy is read: not its own
+    assert model.sharing_mode.owned_prefixes(model, "de") == []  # its copy is read: neither it nor its row its own
     with torch.no_grad():
         for lang in ("fr", "es"):
             model.cross_stitch[lang].alpha[:, 0] = 0  # nobody reads de's copy any more

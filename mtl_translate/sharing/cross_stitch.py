@@ -118,10 +118,10 @@ class CrossStitchSharing(SoftSharing):
                 if other != lang and bool(self.rows(model)[other].alpha.select(self.copy_axis, col).any())]
 
     def owned_prefixes(self, model, lang):
-        """Its α row always; its copy only while no other language reads it (a language added later), so that
-        training one language alone never changes another one's output."""
-        row = [f"{self.units}.{lang}."]
-        return row if self.readers(model, lang) else [*super().owned_prefixes(model, lang), *row]
+        """Its copy and its α row only while no other language reads its copy (a language added later): the row also
+        sets what the copy passes to its next block, which the readers read. So training one language alone never
+        changes another one's output; a language others read trains its head alone."""
+        return [] if self.readers(model, lang) else [*super().owned_prefixes(model, lang), f"{self.units}.{lang}."]
 
     @torch.no_grad()
     def add_language(self, model, lang):
