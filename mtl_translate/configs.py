@@ -44,11 +44,13 @@ class ModelArguments:
     language_groups: dict[str, list[str]] = field(default_factory=dict)  # partial: {group: [langs]} above them
     cross_stitch_init: float = 0.9  # cross_stitch: initial α diagonal (a copy's weight on its own hidden states)
     adapter_size: int = 64  # adapters: bottleneck width of the per-language adapters
-    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
+    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad | famo | rlw | gls | imtl_l | dbmtl
     loss_weights: dict[str, float] = field(default_factory=dict)  # static: per language, default 1.0
     dwa_temperature: float = 2.0
     dwa_window: int = 50  # dwa: optimizer steps per loss-averaging window
     gradnorm_alpha: float = 1.5
+    famo_lr: float = 0.025  # famo: learning rate of its own Adam on the weight logits (LibMTL's FAMO_w_lr)
+    famo_gamma: float = 1e-3  # famo: L2 weight decay of the logits (LibMTL's FAMO_w_gamma)
 
 
 @dataclass
@@ -129,7 +131,7 @@ AT_LEAST = {
     "target_vocab_size": 261,  # 256 byte-fallback pieces + 4 special tokens + at least one character
     "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
     "trainable_encoder_layers": 0, "shared_layers": 0, "shared_decoder_layers": 0, "adapter_size": 1,
-    "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
+    "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0, "famo_gamma": 0,
     "shuffle_buffer_size": 1, "tokenizer_train_rows": 1,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
@@ -138,7 +140,7 @@ AT_LEAST = {
     "eval_max_new_tokens": 1,
 }
 POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_grad_norm", "dwa_temperature",
-            "language_temperature", "repetition_penalty")
+            "famo_lr", "language_temperature", "repetition_penalty")
 FRACTIONS = ("decoder_dropout", "label_smoothing")  # in [0, 1)
 
 

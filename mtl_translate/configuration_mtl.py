@@ -42,11 +42,13 @@ class MTLConfig(PretrainedConfig):
     cross_stitch_init: float = 0.9  # cross_stitch: initial weight of a copy on its own hidden states (α diagonal)
     adapter_size: int = 64  # adapters: bottleneck width of each language's adapter after every encoder block
     # how their losses combine (losses.py)
-    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
+    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad | famo | rlw | gls | imtl_l | dbmtl
     loss_weights: dict[str, float] | None = None  # static: {lang: weight}, default 1
     dwa_temperature: float = 2.0
     dwa_window: int = 50  # dwa: optimizer steps per loss-averaging window
     gradnorm_alpha: float = 1.5  # gradnorm: asymmetry, how hard slow languages are pushed
+    famo_lr: float = 0.025  # famo: learning rate of the weight logits' own Adam
+    famo_gamma: float = 1e-3  # famo: L2 weight decay of the weight logits
     # special tokens of every target vocabulary
     target_pad_token_id: int = 0
     target_unk_token_id: int = 1
