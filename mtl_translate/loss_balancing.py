@@ -41,20 +41,19 @@ class StepWeights(LossWeighting):
 
 class RandomLossWeighting(StepWeights):
     """w = softmax(ε) over the step's languages, ε ~ N(0, I): new random weights summing to 1 at every optimizer step
-    (LibMTL's RLW; TorchJD's `Random` weighs gradients so). ε comes from a generator seeded by the step alone
-    (`StepObjective.step_generator`): every pass and process of a step uses the same weights, and a resumed run draws
-    the same ones. Nothing to save: the step number is the state."""
+    (LibMTL's RLW; TorchJD's `Random` weighs gradients so). ε comes from a generator seeded by the step number alone:
+    every pass and process of a step uses the same weights, and a resumed run draws the same ones. Nothing to save:
+    the step number is the state."""
 
-    def __init__(self, config):
-        super().__init__(config)
-        self._normals = torch.zeros(len(self.languages))  # (K,) ε of the last forward's step (logged weights)
+    _step = 0  # the step of the last forward pass: its weights are the ones logged
 
     def forward(self, sums, counts, step):
-        self._normals = torch.randn(len(self.languages), generator=step.step_generator())
+        self._step = step.step
         return super().forward(sums, counts, step)
 
     def weights_of(self, langs):
-        return torch.softmax(self._normals[[self.index[lang] for lang in langs]], dim=0)
+        normals = torch.randn(len(self.languages), generator=torch.Generator().manual_seed(self._step))  # (K,) ε
+        return torch.softmax(normals[[self.index[lang] for lang in langs]], dim=0)
 
 
 class PastLossWeights(StepWeights):

@@ -72,10 +72,6 @@ class StepObjective:
         """A CPU generator seeded by (step, pass): random choices inside a pass that are the same for any split."""
         return torch.Generator().manual_seed(1_000_003 * self.step + self.pass_index)
 
-    def step_generator(self) -> torch.Generator:
-        """A CPU generator seeded by the step alone: random choices every pass and process of the step share."""
-        return torch.Generator().manual_seed(self.step)
-
     def part(self, sums: dict[str, torch.Tensor], counts: dict[str, torch.Tensor], weighting,
              penalty: torch.Tensor | None = None, penalty_weight: float = 0.0) -> torch.Tensor | None:
         """This pass's part of L from its per-language token-loss sums and token counts; None without targets."""

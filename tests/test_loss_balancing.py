@@ -112,7 +112,7 @@ def test_famo_update_is_adam_on_the_softmax_gradient_of_log_loss_decreases():
     feed(lw, [{"de": 2.0, "fr": 1.0}])
     assert lw.logits.tolist() == [0.0, 0.0]  # one step: no decrease to learn from yet
     feed(lw, [{"de": 1.0, "fr": 0.9}])
-    # δ = (log 2, log 1/0.9); z = (1/2, 1/2): J^T δ = (δ_de − δ_fr)/4 · (1, −1); Adam's first step is lr · sign
+    # δ = (log 2, log 1/0.9), z = (1/2, 1/2): J^T δ = (δ_de − δ_fr)/4 · (1, −1); one Adam step: lr · sign
     assert lw.logits.tolist() == pytest.approx([-0.025, 0.025], rel=1e-5)
     # the weights: z / L̂, normalised; fr lagged, so it gains on de beyond the 1/L̂ of the plain FAMO step
     z = torch.softmax(torch.tensor([-0.025, 0.025]), 0)
