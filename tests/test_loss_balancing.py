@@ -1,13 +1,16 @@
 """Loss-only balancing methods (loss_balancing.py) on toy problems whose answer is known."""
 
 import math
+import shutil
 
 import pytest
 import torch
+from safetensors.torch import load_file
 
 from mtl_translate.objective import StepObjective
 
 from .test_losses import LANGS, feed, make, noisy_regression, weigh
+from .test_training_reliability import train, trainer_state
 
 
 def loss_gradient(lw, losses: dict, step: int = 0) -> dict:
@@ -245,3 +248,23 @@ def test_adding_and_removing_a_language_carries_the_state_over(method):
         torch.testing.assert_close(added.state_dict()[name], torch.cat([value, initial[name][2:]]), **exact)  # es: init
         torch.testing.assert_close(removed.state_dict()[name], value[1:], **exact)
 
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("method", ["famo", "rlw", "gls", "imtl_l", "dbmtl"])
+def test_training_resumes_bit_for_bit(method, corpus_dir, tiny_encoder_dir, tmp_path):
+    """The trainer's loop, resumed at step 2: past losses, FAMO's ξ and Adam state, IMTL-L's scales come back from the
+    checkpoint; RLW draws the step's weights again."""
+    keys = {"loss_weighting": method, "trainable_encoder_layers": 1, "max_steps": 4, "eval_steps": 4, "save_steps": 2}
+    train(corpus_dir, tiny_encoder_dir, tmp_path / "run", tmp_path, **keys)
+    shutil.copytree(tmp_path / "run", tmp_path / "again")
+    shutil.rmtree(tmp_path / "again" / "checkpoints" / "step_4")
+    train(corpus_dir, tiny_encoder_dir, tmp_path / "again", tmp_path,
+          **keys, resume_from_checkpoint=str(tmp_path / "again" / "checkpoints" / "step_2"))
+    a, b = (load_file(tmp_path / run / "checkpoints" / "step_4" / "model.safetensors") for run in ("run", "again"))
+    assert a.keys() == b.keys() and any(key.startswith("loss_weighting.") for key in a) == (method != "rlw")
+    for key in a:
+        torch.testing.assert_close(a[key], b[key], rtol=0, atol=0, equal_nan=True, msg=key)
+    logged = [{entry["step"]: entry["train/weight_de"] for entry in trainer_state(tmp_path / run)["history"]
+               if "train/weight_de" in entry} for run in ("run", "again")]
+    assert logged[0] == logged[1] and len(set(logged[0].values())) > 1  # logged at every step, and they moved
