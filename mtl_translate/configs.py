@@ -46,11 +46,13 @@ class ModelArguments:
     adapter_size: int = 64  # adapters: bottleneck width of the per-language adapters
     sluice_subspaces: int = 2  # sluice: subspaces each encoder block's output is split into (equal coordinate ranges)
     sluice_orthogonality_weight: float = 1e-4  # sluice: weight of the orthogonality penalty between a copy's subspaces
-    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
+    loss_weighting: str = "static"  # one of weighting_methods.LOSS_WEIGHTINGS (README: Multi-task methods)
     loss_weights: dict[str, float] = field(default_factory=dict)  # static: per language, default 1.0
     dwa_temperature: float = 2.0
     dwa_window: int = 50  # dwa: optimizer steps per loss-averaging window
     gradnorm_alpha: float = 1.5
+    famo_lr: float = 0.025  # famo: learning rate of its own Adam on the weight logits (LibMTL's FAMO_w_lr)
+    famo_gamma: float = 1e-3  # famo: L2 weight decay of the logits (LibMTL's FAMO_w_gamma)
 
 
 @dataclass
@@ -132,7 +134,7 @@ AT_LEAST = {
     "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
     "trainable_encoder_layers": 0, "shared_layers": 0, "shared_decoder_layers": 0, "adapter_size": 1,
     "cross_stitch_init": 0, "soft_sharing_weight": 0, "sluice_subspaces": 1, "sluice_orthogonality_weight": 0,
-    "dwa_window": 1, "gradnorm_alpha": 0,
+    "dwa_window": 1, "gradnorm_alpha": 0, "famo_gamma": 0,
     "shuffle_buffer_size": 1, "tokenizer_train_rows": 1,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
@@ -141,7 +143,7 @@ AT_LEAST = {
     "eval_max_new_tokens": 1,
 }
 POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_grad_norm", "dwa_temperature",
-            "language_temperature", "repetition_penalty")
+            "famo_lr", "language_temperature", "repetition_penalty")
 FRACTIONS = ("decoder_dropout", "label_smoothing")  # in [0, 1)
 
 

@@ -44,11 +44,13 @@ class MTLConfig(PretrainedConfig):
     sluice_subspaces: int = 2  # sluice: subspaces each block's output is split into (equal coordinate ranges)
     sluice_orthogonality_weight: float = 1e-4  # sluice: weight of the orthogonality penalty between a copy's subspaces
     # how their losses combine (losses.py)
-    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
+    loss_weighting: str = "static"  # one of weighting_methods.LOSS_WEIGHTINGS
     loss_weights: dict[str, float] | None = None  # static: {lang: weight}, default 1
     dwa_temperature: float = 2.0
     dwa_window: int = 50  # dwa: optimizer steps per loss-averaging window
     gradnorm_alpha: float = 1.5  # gradnorm: asymmetry, how hard slow languages are pushed
+    famo_lr: float = 0.025  # famo: learning rate of the weight logits' own Adam
+    famo_gamma: float = 1e-3  # famo: L2 weight decay of the weight logits
     # special tokens of every target vocabulary
     target_pad_token_id: int = 0
     target_unk_token_id: int = 1

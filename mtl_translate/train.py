@@ -195,7 +195,8 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
             label_smoothing=m.label_smoothing, sharing=m.sharing, soft_sharing_weight=m.soft_sharing_weight,
             shared_layers=m.shared_layers, language_groups=m.language_groups or None, loss_weighting=m.loss_weighting,
             loss_weights=m.loss_weights, dwa_temperature=m.dwa_temperature, dwa_window=m.dwa_window,
-            gradnorm_alpha=m.gradnorm_alpha, cross_stitch_init=m.cross_stitch_init, adapter_size=m.adapter_size,
+            gradnorm_alpha=m.gradnorm_alpha, famo_lr=m.famo_lr, famo_gamma=m.famo_gamma,
+            cross_stitch_init=m.cross_stitch_init, adapter_size=m.adapter_size,
             sluice_subspaces=m.sluice_subspaces, sluice_orthogonality_weight=m.sluice_orthogonality_weight,
         )
     except OSError as err:  # transformers' "not a valid model identifier" / missing files

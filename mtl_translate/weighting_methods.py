@@ -21,6 +21,11 @@ LOSS_WEIGHTINGS = {
     "dwa": MethodInfo("losses.DynamicWeightAverage"),
     "gradnorm": MethodInfo("losses.GradNorm", gradient=True),
     "pcgrad": MethodInfo("losses.PCGrad", gradient=True),
+    "famo": MethodInfo("loss_balancing.FAMO"),
+    "rlw": MethodInfo("loss_balancing.RandomLossWeighting"),
+    "gls": MethodInfo("loss_balancing.GeometricLossStrategy"),
+    "imtl_l": MethodInfo("loss_balancing.ImpartialLossScaling"),
+    "dbmtl": MethodInfo("loss_balancing.DualBalancing"),
 }
 
 

@@ -43,6 +43,8 @@ def build(tokenizer, sharing: str, weighting: str) -> MTLTranslationModel:
                 param.add_(0.05 * torch.randn_like(param))
     if weighting == "dwa":
         model.loss_weighting.history.copy_(torch.tensor([[2.0, 2.0, 2.0], [1.0, 1.8, 1.5]]))
+    for losses in ({"de": 2.0, "fr": 1.0, "es": 1.5}, {"de": 1.5, "fr": 0.9, "es": 1.6}):  # past losses, FAMO's ξ
+        model.loss_weighting.end_step(losses)
     return model
 
 
@@ -79,7 +81,7 @@ def relative_gap(a: dict, b: dict) -> float:
     return (diff / torch.cat([a[k].flatten() for k in a]).norm()).item()
 
 
-@pytest.mark.parametrize("weighting", ["static", "uncertainty", "dwa"])
+@pytest.mark.parametrize("weighting", ["static", "uncertainty", "dwa", "famo", "rlw", "gls", "imtl_l", "dbmtl"])
 @pytest.mark.parametrize("sharing", list(SHARING))
 def test_one_batch_accumulation_and_processes_give_one_gradient(tokenizer, sharing, weighting):
     model = build(tokenizer, sharing, weighting)
@@ -93,7 +95,8 @@ def test_one_batch_accumulation_and_processes_give_one_gradient(tokenizer, shari
     # what the loss was before: each micro-batch's own per-language means, averaged over the micro-batches
     for batch in micro:
         (model(**batch).loss / len(micro)).backward()
-    assert relative_gap(gradients(model), whole) > 1e-2  # the test can see the bias it guards against
+    assert relative_gap(gradients(model), whole) > 1e-3  # the test sees the bias it guards against, 100x the tolerance
+    # (weights that sum to 1 and soft sharing's unbiased penalty leave it at 0.6 % for famo and gls)
 
 
 def test_a_language_missing_from_one_micro_batch_keeps_its_whole_weight(tokenizer):

@@ -25,6 +25,7 @@ def recipe_file(tmp_path, text: str, name: str = "r.yaml"):
     ("max_bad_steps", "0", ">= 1"), ("max_grad_norm", "0", "> 0"), ("num_beams", "0", ">= 1"),
     ("max_target_length", "1", ">= 2"), ("language_temperature", "0", "> 0"),
     ("decoder_dropout", "1.0", "in [0, 1)"), ("label_smoothing", "-0.1", "in [0, 1)"),
+    ("famo_lr", "0", "> 0"), ("famo_gamma", "-1e-3", ">= 0"),
 ])
 def test_out_of_range_number_names_key_and_rule(key, value, rule):
     with pytest.raises(ValueError, match=rf"^recipe key '{key}' must be {re.escape(rule)}, got "):
