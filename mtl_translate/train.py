@@ -39,6 +39,7 @@ from .hub import push_to_hub, save_model_card
 from .languages import add_language, train_only
 from .launch import accelerator_kwargs, check_process_group, relaunch_if_single_of_many
 from .modeling_mtl import MTLTranslationModel
+from .outputs import TRACKER_PROJECT, refuse_output_over_input
 from .placeholders import mask_rows, unknown_mask_tokens
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
 from .translate import Translator
@@ -503,6 +504,10 @@ def start_accelerator(recipe: Recipe) -> Accelerator:
                          InitProcessGroupKwargs(timeout=timedelta(seconds=t.ddp_timeout))],  # a hang becomes an error
     )
     check_process_group(accelerator)
+    reads = {"dataset_name": recipe.data.dataset_name, "init_model": recipe.model.init_model,
+             "encoder_name_or_path": recipe.model.encoder_name_or_path}
+    refuse_output_over_input(t.output_dir, reads, "output_dir", "Keep what a run reads outside its output_dir (the "
+                             "run writes there, and overwrite_output_dir clears it)")
     clear = check_output_dir(t.output_dir, resume=bool(t.resume_from_checkpoint), overwrite=t.overwrite_output_dir)
     accelerator.wait_for_everyone()  # every process has checked before the main one writes
     if accelerator.is_main_process:
@@ -551,7 +556,7 @@ def train_and_test(recipe: Recipe) -> dict:
     else:
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if t.report_to:
-        accelerator.init_trackers("mtl-translate", config={k: str(v) for k, v in recipe.to_dict().items()})
+        accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in recipe.to_dict().items()})
     trainer = Trainer(recipe, accelerator, model, tokenizer, optimizer, scheduler, loader, evals)
     if checkpoint is not None:
         trainer.resume(checkpoint)

@@ -1,9 +1,12 @@
-"""Issue 12 §7: weights only as safetensors; the Hub token in no file, log or upload; no local paths uploaded."""
+"""Issue 12 §7: weights only as safetensors; the Hub token in no file, log or upload; no local paths uploaded.
+Issue 25 §3: never destroy or mislabel a user's data (output folders, outputs over inputs, broken catalogs,
+single-file datasets, saved generation settings, truncation on the demo page, clear errors)."""
 
 import importlib.util
 import io
 import logging
 import os
+import shutil
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
 import pytest
@@ -13,8 +16,11 @@ from huggingface_hub.hf_api import RepoUrl
 
 from mtl_translate import hub
 from mtl_translate.configs import load_recipe
+from mtl_translate.outputs import foreign_entries
 from mtl_translate.train import run
 from mtl_translate.translate import Translator
+
+from .conftest import tiny_recipe
 
 TOKEN = "hf_FAKE_TOKEN_1234567890"
 PICKLE_OR_WEIGHTS = (".bin", ".pt", ".pth", ".pkl", ".ckpt", ".safetensors")
@@ -117,3 +123,51 @@ def test_push_uploads_no_local_path_and_no_pickle(trained_and_pushed, corpus_dir
     assert "hub_token" not in recipe and recipe["hub_model_id"] == "acme/tiny-mtl"
     assert str(corpus_dir) in (out / "recipe.yaml").read_text()  # the local copy keeps what reproduces the run
     assert 'Translator.from_pretrained("acme/tiny-mtl")' in uploaded["README.md"].decode()
+
+
+# Issue 25 §3: never destroy or mislabel a user's data.
+
+def run_tiny(corpus, encoder, output_dir, **overrides) -> dict:
+    return run(load_recipe(base=tiny_recipe(corpus, encoder, output_dir, **overrides)))
+
+
+def listing(folder) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_every_entry_a_run_writes_is_recognised_as_ours(trained_and_pushed):
+    out, _, _ = trained_and_pushed  # tracker logs, checkpoints, plots, card: everything a run writes
+    assert {"checkpoints", "tokenizers", "plots", "README.md", "config.json"} <= {p.name for p in out.iterdir()}
+    assert foreign_entries(out) == []
+
+
+def test_overwrite_output_dir_refuses_a_folder_holding_anything_a_run_does_not_write(corpus_dir, tiny_encoder_dir,
+                                                                                     tmp_path):
+    out = tmp_path / "out"
+    (out / "checkpoints" / "step_4").mkdir(parents=True)
+    (out / "checkpoints" / "step_4" / "trainer_state.json").write_text("{}")
+    (out / "trainer_state.json").write_text("{}")
+    (out / "config.json").write_text('{"model_type": "bert"}')  # not our model's: a user's file of a common name
+    (out / "notes.txt").write_text("my notes")
+    before = listing(out)
+    with pytest.raises(ValueError, match=r"overwrite_output_dir: .*out holds config.json, notes.txt, which no "
+                                         r"mtl-translate run writes.*nothing was removed"):
+        run_tiny(corpus_dir, tiny_encoder_dir, out, overwrite_output_dir=True)
+    assert listing(out) == before and (out / "notes.txt").read_text() == "my notes"
+
+
+def test_a_run_never_writes_into_the_data_or_the_model_it_reads(corpus_dir, tiny_encoder_dir, tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(corpus_dir, out / "data")
+    before = listing(out)
+    with pytest.raises(ValueError, match=rf"output_dir {out} holds dataset_name {out / 'data'}, which this command "
+                                         r"reads: writing there would destroy it\. Keep what a run reads outside"):
+        run_tiny(out / "data", tiny_encoder_dir, out, overwrite_output_dir=True)
+    assert listing(out) == before
+    model = tmp_path / "model"
+    run_tiny(corpus_dir, tiny_encoder_dir, model, max_steps=1, eval_steps=1, save_steps=1, test_split=None)
+    before = listing(model)
+    with pytest.raises(ValueError, match=rf"output_dir {model} is also init_model {model}"):
+        run_tiny(corpus_dir, tiny_encoder_dir, model, init_model=str(model), train_languages=["de"],
+                 overwrite_output_dir=True)
+    assert listing(model) == before
