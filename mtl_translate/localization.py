@@ -21,6 +21,7 @@ from pathlib import Path
 import polib
 
 from .data.gettext import is_mnemonic_label
+from .outputs import refuse_output_over_input
 from .placeholders import FORMAT_PLACEHOLDER, SPAN, restore
 from .segmentation import EDGES
 
@@ -238,6 +239,8 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     catalogs = {}
     for lang in langs:  # every file is read and checked before anything is translated or written
         path = Path(out_dir, f"{lang}.po")
+        refuse_output_over_input(path, {"the template": pot.fpath}, f"the {lang} catalog",
+                                 "Pass another --out-dir, or copy the template elsewhere first")
         po = read_catalog(path, f"the {lang} catalog") if path.exists() else None
         forms = plural_forms(lang, None if po is None else po.metadata.get("Plural-Forms"))
         if forms is None and any(e.msgid_plural for e in pot):

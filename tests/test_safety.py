@@ -14,7 +14,7 @@ import yaml
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import RepoUrl
 
-from mtl_translate import hub
+from mtl_translate import cli, hub
 from mtl_translate.configs import load_recipe
 from mtl_translate.outputs import foreign_entries
 from mtl_translate.train import run
@@ -171,3 +171,32 @@ def test_a_run_never_writes_into_the_data_or_the_model_it_reads(corpus_dir, tiny
         run_tiny(corpus_dir, tiny_encoder_dir, model, init_model=str(model), train_languages=["de"],
                  overwrite_output_dir=True)
     assert listing(model) == before
+
+
+def cli_error(*args) -> str:
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main([str(a) for a in args])
+    return str(exit_info.value.code)
+
+
+def test_an_output_that_is_one_of_the_commands_inputs_is_refused(tiny_model, tokenizer, tmp_path):
+    Translator(tiny_model, tokenizer).save_pretrained(tmp_path / "model")
+    text = tmp_path / "in.txt"
+    text.write_text("Open file\nSave file\n")
+    (tmp_path / "link.txt").symlink_to(text)
+    assert cli_error("translate", "--model", tmp_path / "model", "--input", text, "--output", tmp_path / "link.txt") \
+        == (f"mtl-translate translate: error: --output {tmp_path / 'link.txt'} is also --input {text}, which this "
+            "command reads: writing there would destroy it. Pass another --output file.")
+    assert text.read_text() == "Open file\nSave file\n"
+    hyps = tmp_path / "hyps.jsonl"
+    hyps.write_text('{"de": "Datei"}\n')
+    assert cli_error("evaluate", "--hypotheses", hyps, "--source-lang", "en", "--data", tmp_path, "--output", hyps) \
+        .startswith(f"mtl-translate evaluate: error: --output {hyps} is also --hypotheses {hyps}")
+    assert hyps.read_text() == '{"de": "Datei"}\n'
+    (tmp_path / "po").mkdir()
+    catalog = tmp_path / "po" / "de.po"
+    catalog.write_text('msgid "Open file"\nmsgstr "Datei öffnen"\n\nmsgid "Quit"\nmsgstr ""\n', encoding="utf-8")
+    assert cli_error("translate-po", catalog, "--model", tmp_path / "model", "--langs", "de", "--out-dir",
+                     tmp_path / "po").startswith(f"mtl-translate translate-po: error: the de catalog {catalog} is "
+                                                 f"also the template {catalog}")
+    assert "Datei öffnen" in catalog.read_text(encoding="utf-8")
