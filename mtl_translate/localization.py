@@ -47,6 +47,10 @@ _QT_MNEMONIC = re.compile(r"(?<!&)&(?=[^\W\d_])(?![A-Za-z]\w*;)")
 _GTK_MNEMONIC = re.compile(r"_(?=[^\W\d_])")
 _NPLURALS = re.compile(r"nplurals\s*=\s*(\d+)")
 _PLURAL = re.compile(r"plural\s*=\s*([^;]+)")
+# A line of entry syntax: a keyword and/or a quoted C string; `#~` (obsolete entry) and `#|` (previous msgid) lines
+# hold the same after their mark. Other lines starting with `#` are comments.
+_ENTRY_MARK = re.compile(r"#~\|?|#\|")
+_ENTRY_LINE = re.compile(r'((domain|msgctxt|msgid|msgid_plural|msgstr(\[\d+\])?)\s+)?"([^"\\]|\\.)*"')
 _PRINTF_ARGUMENT = re.compile(r"%(?:(\d+)\$)?([-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?"
                               r"[diouxXeEfFgGaAcspn])")
 
@@ -161,13 +165,31 @@ def plural_sources(entry: polib.POEntry, forms: str) -> list[str]:
 
 
 def read_catalog(path: str | os.PathLike, what: str) -> polib.POFile:
+    """The catalog at `path`, or an error naming it (and the line, for a syntax error) before anything is written."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} {path} does not exist or is not a file.")
     try:
+        check_syntax(path)
         return polib.pofile(str(path))
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot read {what} {path}: {err}; it must be a gettext .po/.pot file (check it with "
-                         f"`msgfmt -c {path}`).") from None
+                         f"`msgfmt -c {path}`). Nothing was written.") from None
+
+
+def check_syntax(path: str | os.PathLike) -> None:
+    """polib reads a string that lacks its closing quote by dropping its last character, without a word: the msgid
+    becomes another one, its translation would be made obsolete and the entry machine-translated. So every line is
+    checked first, as `msgfmt` does, and a bad one is a ValueError naming it."""
+    with open(path, "rb") as f:
+        text = f.read().decode(polib.detect_encoding(str(path)), errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        mark = _ENTRY_MARK.match(line)
+        body = line[mark.end():].strip() if mark else line.strip()
+        if not body or body.startswith("#") or _ENTRY_LINE.fullmatch(body):
+            continue
+        unterminated = re.sub(r"\\.", "", body).count('"') % 2
+        problem = "a string without its closing quote" if unterminated else "not a keyword and quoted string"
+        raise ValueError(f"line {number} is not valid gettext syntax ({problem}: {body[:60]!r})")
 
 
 def merge(template: polib.POFile, po: polib.POFile | None, nplurals: int) -> polib.POFile:

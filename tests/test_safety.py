@@ -200,3 +200,30 @@ def test_an_output_that_is_one_of_the_commands_inputs_is_refused(tiny_model, tok
                      tmp_path / "po").startswith(f"mtl-translate translate-po: error: the de catalog {catalog} is "
                                                  f"also the template {catalog}")
     assert "Datei öffnen" in catalog.read_text(encoding="utf-8")
+
+
+BROKEN = 'msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Open file"\nmsgstr ""\n\n' \
+         'msgid "Save the current document\nmsgstr "{}"\n'
+
+
+def test_a_catalog_that_does_not_parse_is_an_error_naming_file_and_line_and_nothing_changes(tiny_model, tokenizer,
+                                                                                              tmp_path):
+    """polib reads `msgid "Save the current document` (no closing quote) as "Save the current documen": the human
+    translation would go obsolete under the cut msgid and the entry be machine-translated."""
+    Translator(tiny_model, tokenizer).save_pretrained(tmp_path / "model")
+    template = tmp_path / "demo.pot"
+    template.write_text(BROKEN.format("").replace('document\n', 'document"\n'))
+    (tmp_path / "po").mkdir()
+    catalog = tmp_path / "po" / "de.po"
+    catalog.write_text(BROKEN.format("Das aktuelle Dokument speichern"), encoding="utf-8")
+    before = catalog.read_bytes()
+    args = ("translate-po", template, "--model", tmp_path / "model", "--langs", "de", "--out-dir", tmp_path / "po")
+    assert cli_error(*args) == (
+        f"mtl-translate translate-po: error: cannot read the de catalog {catalog}: line 7 is not valid gettext syntax "
+        "(a string without its closing quote: 'msgid \"Save the current document'); it must be a gettext .po/.pot "
+        f"file (check it with `msgfmt -c {catalog}`). Nothing was written.")
+    assert catalog.read_bytes() == before
+    template.write_text(BROKEN.format(""))
+    catalog.unlink()
+    assert cli_error(*args).startswith(f"mtl-translate translate-po: error: cannot read template {template}: line 7 ")
+    assert list((tmp_path / "po").iterdir()) == []
