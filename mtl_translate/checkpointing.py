@@ -35,7 +35,7 @@ STEP_DEFINING_KEYS = (
     "max_train_samples", "language_temperature", "language_batches", "max_rows_per_language", "protect_placeholders",
     "streaming", "shuffle_buffer_size",
     "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "group_by_length", "init_model",
-    "train_languages",
+    "train_languages", "test_split_percentage", "validation_split_percentage",
 )
 
 

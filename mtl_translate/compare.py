@@ -22,7 +22,7 @@ from pathlib import Path
 import yaml
 
 from .configs import Recipe, key_defaults, load_recipe
-from .data.loading import load_multitarget_dataset, sample_rows
+from .data.loading import load_splits, sample_rows
 from .evaluation import evaluate_translator
 from .translate import Translator
 
@@ -64,8 +64,7 @@ def single_task_recipe(recipe: Recipe, lang: str, output_dir: Path) -> Recipe:
 def comparison_rows(recipe: Recipe) -> list[dict]:
     """The seeded test sample that training's own test evaluation uses, with every target language."""
     data = recipe.data
-    rows = load_multitarget_dataset(data.dataset_name, data.source_lang, data.target_langs, split=data.test_split,
-                                    dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
+    rows = load_splits(data, data.target_langs, [data.test_split], recipe.training.seed)[data.test_split]
     return sample_rows(rows, data.max_test_samples, recipe.training.seed)
 
 

@@ -61,6 +61,8 @@ class DataArguments:
     train_split: str = "train"
     validation_split: str | None = "validation"  # None: no validation; training saves its final model
     test_split: str | None = "test"
+    test_split_percentage: float = 5.0  # a single file has no splits: this seeded share of its rows is the test
+    validation_split_percentage: float = 5.0  # split, this one the validation split, the rest trains (data/loading.py)
     build_gettext: bool = False  # build `dataset_name` from gettext catalogs unless it holds a complete corpus
     gettext_test_domains: list[str] | None = None
     gettext_max_source_words: int | None = None
@@ -138,7 +140,7 @@ AT_LEAST = {
     "eval_max_new_tokens": 1,
 }
 POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_grad_norm", "dwa_temperature",
-            "language_temperature", "repetition_penalty")
+            "language_temperature", "repetition_penalty", "test_split_percentage", "validation_split_percentage")
 FRACTIONS = ("decoder_dropout", "label_smoothing")  # in [0, 1)
 
 
@@ -178,6 +180,10 @@ class Recipe:
                              f"decoder_layers ({values['decoder_layers']}); share at most all of them.")
         self._validate_languages()
         d = self.data
+        if d.test_split_percentage + d.validation_split_percentage >= 100:
+            raise ValueError(f"recipe keys 'test_split_percentage' ({d.test_split_percentage:g}) and "
+                             f"'validation_split_percentage' ({d.validation_split_percentage:g}) hold out 100% or more "
+                             "of a single-file dataset, leaving nothing to train on; lower them.")
         whole_split = {"language_temperature": d.language_temperature != 1.0, "max_rows_per_language":
                        bool(d.max_rows_per_language), "max_train_samples": d.max_train_samples is not None,
                        "language_batches": d.language_batches}

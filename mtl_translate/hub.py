@@ -131,7 +131,10 @@ def _eval_section(evals: dict[str, Any], source: str, targets: list[str]) -> str
     else:
         signatures = [f"BLEU: {evals['signature']}"] if evals.get("signature") else []
     signatures = "\n".join(signatures + ([f"chrF: {evals['chrf_signature']}"] if evals.get("chrf_signature") else []))
-    where = f"the `{evals.get('split', 'test')}` split of `{_public(evals.get('dataset', 'the training dataset'))}`"
+    dataset, held = _public(evals.get("dataset", "the training dataset")), evals.get("held_out")
+    where = (f"the `{evals.get('split', 'test')}` split of `{dataset}`" if not held else
+             f"{held['test_split_percentage']:g}% of the rows of `{dataset}`, a file without splits, held out from "
+             f"training by a hash of their source text with seed {held['seed']}")
     text = f"## Evaluation\n\nScored with sacrebleu on {where}.\n\n" + "\n".join(lines) + "\n"
     return text + (f"\nsacrebleu signatures:\n\n```\n{signatures}\n```\n" if signatures else "")
 

@@ -31,7 +31,7 @@ from .data.balancing import (LanguageBatchSampler, OneTargetRows, RowSampler, la
                              limit_rows_per_language, target_mask, temperature_row_weights)
 from .data.collator import MultiTargetCollator
 from .data.gettext import build_gettext_corpus, corpus_is_complete
-from .data.loading import language_coverage, load_multitarget_dataset, sample_rows
+from .data.loading import is_single_file, language_coverage, load_splits, sample_rows
 from .data.streaming import RowStream, StreamingRows
 from .encoders import resolve_encoder
 from .evaluation import PER_LANGUAGE, bleu_metric, evaluate_translator, format_results, summarize
@@ -63,11 +63,13 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
             )
             accelerator.print(f"built gettext corpus in {data.dataset_name}: {stats['rows']}")
     wanted = [s for s in (data.train_split, data.validation_split, data.test_split) if s]
-    splits = {
-        name: load_multitarget_dataset(data.dataset_name, data.source_lang, langs, split=name,
-                                       dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
-        for name in wanted if not (data.streaming and name == data.train_split)
-    }
+    splits = load_splits(data, langs, [name for name in wanted if not (data.streaming and name == data.train_split)],
+                         recipe.training.seed)
+    if is_single_file(data.dataset_name):
+        accelerator.print(f"{data.dataset_name} is one file, without splits: "
+                          f"{', '.join(f'{len(rows)} rows {name}' for name, rows in splits.items())}, drawn with seed "
+                          f"{recipe.training.seed} (test_split_percentage {data.test_split_percentage:g}, "
+                          f"validation_split_percentage {data.validation_split_percentage:g})")
     evals = {name: sample_rows(splits[name], data.max_test_samples if name == data.test_split
                                else data.max_eval_samples, recipe.training.seed) for name in wanted[1:]}
     if data.streaming:  # read while it trains (data/streaming.py); evaluation splits are small: in memory
@@ -493,6 +495,14 @@ def carry_over_scores(results: dict, init_model: str | None) -> dict:
     return summarize(results)
 
 
+def held_out(recipe: Recipe) -> dict:
+    """How the test rows of a single-file dataset were drawn (data/loading.load_splits), for eval_results.json and
+    the model card: {} for data with splits."""
+    if not is_single_file(recipe.data.dataset_name):
+        return {}
+    return {"held_out": {"test_split_percentage": recipe.data.test_split_percentage, "seed": recipe.training.seed}}
+
+
 def start_accelerator(recipe: Recipe) -> Accelerator:
     """One process group for every launcher (launch.py), then an output_dir that holds only this run."""
     t = recipe.training
@@ -576,7 +586,7 @@ def train_and_test(recipe: Recipe) -> dict:
         results = {**evaluate_translator(best, evals[data.test_split], data.source_lang, trained_languages(recipe),
                                          batch_size=t.per_device_eval_batch_size, accelerator=accelerator,
                                          bleu_tokenize=t.bleu_tokenize),
-                   "split": data.test_split, "dataset": data.dataset_name, **results}
+                   "split": data.test_split, "dataset": data.dataset_name, **held_out(recipe), **results}
         results = carry_over_scores(results, recipe.model.init_model)
         accelerator.print(f"\ntest ({data.test_split}) of the best model (step {results['best_step']})\n"
                           f"{format_results(results)}")

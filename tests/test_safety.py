@@ -4,6 +4,7 @@ single-file datasets, saved generation settings, truncation on the demo page, cl
 
 import importlib.util
 import io
+import json
 import logging
 import os
 import shutil
@@ -15,12 +16,15 @@ from huggingface_hub import HfApi
 from huggingface_hub.hf_api import RepoUrl
 
 from mtl_translate import cli, hub
+from mtl_translate import train as train_module
 from mtl_translate.configs import load_recipe
+from mtl_translate.data.loading import held_out_split, load_splits
+from mtl_translate.evaluation import evaluate_translator
 from mtl_translate.outputs import foreign_entries
 from mtl_translate.train import run
 from mtl_translate.translate import Translator
 
-from .conftest import tiny_recipe
+from .conftest import CORPUS, tiny_recipe
 
 TOKEN = "hf_FAKE_TOKEN_1234567890"
 PICKLE_OR_WEIGHTS = (".bin", ".pt", ".pth", ".pkl", ".ckpt", ".safetensors")
@@ -227,3 +231,63 @@ def test_a_catalog_that_does_not_parse_is_an_error_naming_file_and_line_and_noth
     catalog.unlink()
     assert cli_error(*args).startswith(f"mtl-translate translate-po: error: cannot read template {template}: line 7 ")
     assert list((tmp_path / "po").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def single_file_run(corpus_dir, tiny_encoder_dir, tmp_path_factory):
+    """A run on one file without splits (the tiny corpus), recording every evaluation call's rows and
+    max_new_tokens; returns the output folder, the console and the calls."""
+    tmp = tmp_path_factory.mktemp("single")
+    shutil.copy(corpus_dir / "train.jsonl", tmp / "all.jsonl")
+    calls = []
+
+    def recording(translator, rows, *args, **kwargs):
+        calls.append(([row["en"] for row in rows], kwargs.get("max_new_tokens")))
+        return evaluate_translator(translator, rows, *args, **kwargs)
+
+    console = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, redirect_stdout(console):
+        mp.setattr(train_module, "evaluate_translator", recording)
+        run_tiny(tmp / "all.jsonl", tiny_encoder_dir, tmp / "model", max_steps=2, eval_steps=2, save_steps=2,
+                 eval_max_new_tokens=3, test_split_percentage=25, validation_split_percentage=25)
+    return tmp / "model", console.getvalue(), calls
+
+
+def test_a_single_file_is_split_so_that_test_scores_are_never_measured_on_training_rows(single_file_run,
+                                                                                      corpus_dir):
+    out, console, calls = single_file_run
+    shares = {"test": 25.0, "validation": 25.0}
+    split_of = {en: held_out_split(en, 42, shares) or "train" for en, *_ in CORPUS}
+    (validation, _), (test, _) = calls
+    assert sorted(test) == sorted(en for en, split in split_of.items() if split == "test") and test
+    assert sorted(validation) == sorted(en for en, split in split_of.items() if split == "validation") and validation
+    counts = {split: list(split_of.values()).count(split) for split in ("train", "validation", "test")}
+    assert (f"all.jsonl is one file, without splits: {counts['train']} rows train, {counts['validation']} rows "
+            f"validation, {counts['test']} rows test, drawn with seed 42") in console
+    results = json.loads((out / "eval_results.json").read_text())
+    assert results["held_out"] == {"test_split_percentage": 25.0, "seed": 42} and results["split"] == "test"
+    assert ("Scored with sacrebleu on 25% of the rows of `all.jsonl`, a file without splits, held out from training "
+            "by a hash of their source text with seed 42") in (out / "README.md").read_text()
+
+
+def test_a_single_files_held_out_rows_do_not_depend_on_the_languages_read(corpus_dir, tiny_encoder_dir, tmp_path):
+    """`compare`'s single-task models read one language of the file: they must hold out the multi-task test rows."""
+    data = load_recipe(base=tiny_recipe(corpus_dir / "train.jsonl", tiny_encoder_dir, tmp_path,
+                                        test_split_percentage=25, validation_split_percentage=25)).data
+    every = load_splits(data, ["de", "fr", "es"], ["train", "test"], 42)
+    only_fr = load_splits(data, ["fr"], ["train", "test"], 42)
+    sources = {name: {row["en"] for row in split["translation"]} for name, split in every.items()}
+    assert not sources["train"] & sources["test"]
+    assert {row["en"] for row in only_fr["test"]["translation"]} == {
+        row["translation"]["en"] for row in every["test"] if row["translation"]["fr"]}
+    data.streaming = True
+    with pytest.raises(ValueError, match=r"is one file: its test and validation rows are held out of it, which a "
+                                         r"stream cannot do"):
+        load_splits(data, ["de"], ["test"], 42)
+    data.streaming, data.test_split_percentage = False, 0.01
+    with pytest.raises(ValueError, match=r"train.jsonl is one file of 15 rows, and the seeded share of it for test "
+                                         r"drew no row: raise test_split_percentage"):
+        load_splits(data, ["de"], ["test"], 42)
+    with pytest.raises(ValueError, match=r"'test_split_percentage' \(60\) and 'validation_split_percentage' \(40\) "
+                                         r"hold out 100% or more"):
+        load_recipe(base={"test_split_percentage": 60, "validation_split_percentage": 40})
