@@ -116,7 +116,8 @@ class TrainingArguments:
     num_beams: int = 1
     no_repeat_ngram_size: int = 0  # saved in the generation config: outputs never repeat an n-gram of this size
     repetition_penalty: float = 1.0  # saved in the generation config: logits of tokens already output / this (HF)
-    eval_max_new_tokens: int = 64
+    eval_max_new_tokens: int = 64  # this run's validation and test decode at most this many tokens (speed); the
+    # saved model's generation config keeps max_new_tokens = its max_target_positions (max_target_length + 1)
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private_repo: bool = False

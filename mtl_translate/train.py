@@ -52,6 +52,12 @@ def trained_languages(recipe: Recipe) -> list[str]:
     return list(recipe.training.train_languages or recipe.data.target_langs)
 
 
+def evaluation_max_new_tokens(recipe: Recipe, translator: Translator) -> int:
+    """What validation and the final test decode at most: `eval_max_new_tokens` within the model's positions, as
+    transformers' `generation_max_length` (run_translation.py) caps evaluate and predict alike."""
+    return min(recipe.training.eval_max_new_tokens, translator.model.config.max_target_positions)
+
+
 def load_data(recipe: Recipe, accelerator: Accelerator):
     data, langs = recipe.data, trained_languages(recipe)
     with accelerator.main_process_first():
@@ -212,10 +218,12 @@ def continue_model(recipe: Recipe, model: MTLTranslationModel, tokenizer: MTLTok
 
 
 def prepare_model(recipe: Recipe, model: MTLTranslationModel) -> MTLTranslationModel:
-    """Generation defaults and limits of this recipe; what trains (encoder layers, `train_languages`)."""
+    """Generation defaults and limits of this recipe; what trains (encoder layers, `train_languages`). The saved
+    `max_new_tokens` is the longest target the model was trained for: `eval_max_new_tokens` only speeds up this
+    run's evaluations (`evaluation_max_new_tokens`), it must not cut every later translation."""
     m, t = recipe.model, recipe.training
     model.config.max_source_length = m.max_source_length  # inference truncates (with a warning) where training did
-    model.generation_config.max_new_tokens = t.eval_max_new_tokens
+    model.generation_config.max_new_tokens = model.config.max_target_positions
     model.generation_config.num_beams = t.num_beams
     model.generation_config.no_repeat_ngram_size = t.no_repeat_ngram_size
     model.generation_config.repetition_penalty = t.repetition_penalty
@@ -338,7 +346,8 @@ class Trainer:
         results = evaluate_translator(translator, self.evals[self.recipe.data.validation_split],
                                       self.recipe.data.source_lang, trained_languages(self.recipe),
                                       batch_size=t.per_device_eval_batch_size, accelerator=acc,
-                                      bleu_tokenize=t.bleu_tokenize)
+                                      bleu_tokenize=t.bleu_tokenize,
+                                      max_new_tokens=evaluation_max_new_tokens(self.recipe, translator))
         step = self.state["step"]
         self.state["history"].append({"step": step, "validation": results})
         acc.log({"eval/mean_bleu": results["mean_bleu"], "eval/mean_chrf": results["mean_chrf"],
@@ -585,7 +594,8 @@ def train_and_test(recipe: Recipe) -> dict:
         best = Translator.from_pretrained(t.output_dir, device=str(accelerator.device))
         results = {**evaluate_translator(best, evals[data.test_split], data.source_lang, trained_languages(recipe),
                                          batch_size=t.per_device_eval_batch_size, accelerator=accelerator,
-                                         bleu_tokenize=t.bleu_tokenize),
+                                         bleu_tokenize=t.bleu_tokenize,
+                                         max_new_tokens=evaluation_max_new_tokens(recipe, best)),
                    "split": data.test_split, "dataset": data.dataset_name, **held_out(recipe), **results}
         results = carry_over_scores(results, recipe.model.init_model)
         accelerator.print(f"\ntest ({data.test_split}) of the best model (step {results['best_step']})\n"

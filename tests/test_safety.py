@@ -291,3 +291,10 @@ def test_a_single_files_held_out_rows_do_not_depend_on_the_languages_read(corpus
     with pytest.raises(ValueError, match=r"'test_split_percentage' \(60\) and 'validation_split_percentage' \(40\) "
                                          r"hold out 100% or more"):
         load_recipe(base={"test_split_percentage": 60, "validation_split_percentage": 40})
+
+
+def test_eval_max_new_tokens_limits_this_runs_evaluations_never_the_saved_model(single_file_run):
+    out, _, calls = single_file_run
+    assert [tokens for _, tokens in calls] == [3, 3]  # validation and test, as transformers' generation_max_length
+    saved = json.loads((out / "generation_config.json").read_text())
+    assert saved["max_new_tokens"] == 65  # max_target_length 64 + EOS: the longest target it was trained for
