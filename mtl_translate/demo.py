@@ -23,6 +23,7 @@ DEFAULT_EXAMPLES = ["Open file", "Permission denied", "Save the current document
                     "  -h, --help     display this help and exit"]
 MAX_BEAMS = 8
 MAX_EXAMPLE_CHARS = 80
+TRUNCATED = "⚠ Truncated:"  # starts the page's notice that a translation covers only the start of the text
 
 
 def language_name(code: str) -> str:
@@ -55,15 +56,22 @@ def model_examples(model: str, n: int = 5) -> list[str]:
 def translate_request(translator: Translator, text: str, selected: list[str], num_beams: int) -> tuple[dict, str]:
     """One page request -> ({lang: translation, "" for a language not selected}, "N ms for K languages").
 
-    A blank text or no language selected calls no model and says so in the latency line."""
+    A blank text or no language selected calls no model and says so in the latency line. A text with a part too
+    long for the model (`max_source_length`) is translated from that part's start only: the line says so, since the
+    person reading the page never sees the server's log."""
     langs = [lang for lang in translator.model.config.languages if lang in selected]
     empty = dict.fromkeys(translator.model.config.languages, "")
     if not text.strip() or not langs:
         return empty, "type a text and select at least one language"
     start = time.perf_counter()
-    out = translator.translate([text], langs, num_beams=int(num_beams))
+    out, truncated = translator.translate_counting([text], langs, num_beams=int(num_beams))
     elapsed_ms = (time.perf_counter() - start) * 1000
+    translator.warn_truncated(truncated, 1)
     latency = f"{elapsed_ms:.0f} ms for {len(langs)} language{'s' * (len(langs) != 1)}"
+    if truncated:
+        latency += (f"\n\n{TRUNCATED} {truncated} part{'s' * (truncated != 1)} of the text exceeded the "
+                    f"{translator.max_source_length} tokens the model reads at once (max_source_length) and only "
+                    "its start was translated: split the text at sentence ends or lines.")
     return {**empty, **{lang: out[lang][0] for lang in langs}}, latency
 
 
@@ -96,6 +104,8 @@ def build_demo(translator: Translator, examples: list[str] | None = None):
                 texts, line = translate_request(translator, text, chosen, beam_size)
             except ValueError as err:  # settings the model refuses: shown on the page, not a server traceback
                 raise gr.Error(str(err)) from None
+            if TRUNCATED in line:  # a toast too: the line under the boxes is easy to miss
+                gr.Warning(line.split(TRUNCATED, 1)[1].strip())
             return [gr.Textbox(value=texts[lang], visible=lang in chosen) for lang in langs] + [line]
 
         def show(chosen):  # an unselected language's box is hidden and cleared at once

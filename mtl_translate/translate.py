@@ -89,7 +89,8 @@ class Translator:
         self.warn_truncated(truncated, len(texts))
         return out
 
-    def translate_counting(self, texts, langs, *, batch_size, rows, show_progress, **generation) -> tuple[dict, int]:
+    def translate_counting(self, texts, langs=None, *, batch_size=32, rows=None, show_progress=False,
+                           **generation) -> tuple[dict, int]:
         """`translate`, plus how many texts were truncated (the caller warns, once per call or per stream).
 
         A text with several lines, or longer than `max_source_length`, is translated piece by piece

@@ -7,6 +7,7 @@ import io
 import json
 import logging
 import os
+import re
 import shutil
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
@@ -19,6 +20,7 @@ from mtl_translate import cli, hub
 from mtl_translate import train as train_module
 from mtl_translate.configs import load_recipe
 from mtl_translate.data.loading import held_out_split, load_splits
+from mtl_translate.demo import translate_request
 from mtl_translate.evaluation import evaluate_translator
 from mtl_translate.outputs import foreign_entries
 from mtl_translate.train import run
@@ -298,3 +300,12 @@ def test_eval_max_new_tokens_limits_this_runs_evaluations_never_the_saved_model(
     assert [tokens for _, tokens in calls] == [3, 3]  # validation and test, as transformers' generation_max_length
     saved = json.loads((out / "generation_config.json").read_text())
     assert saved["max_new_tokens"] == 65  # max_target_length 64 + EOS: the longest target it was trained for
+
+
+def test_the_demo_page_says_when_a_text_was_truncated(tiny_model, tokenizer):
+    translator = Translator(tiny_model, tokenizer, max_source_length=8)
+    _, line = translate_request(translator, " ".join(["document"] * 300), ["de"], 1)  # one sentence, nowhere to cut
+    assert re.fullmatch(r"\d+ ms for 1 language\n\n⚠ Truncated: 1 part of the text exceeded the 8 tokens the model "
+                        r"reads at once \(max_source_length\) and only its start was translated: split the text at "
+                        r"sentence ends or lines\.", line), line
+    assert "Truncated" not in translate_request(translator, "Open file", ["de"], 1)[1]
