@@ -15,6 +15,7 @@ import pytest
 import yaml
 from huggingface_hub import HfApi
 from huggingface_hub.hf_api import RepoUrl
+from transformers import pipeline
 
 from mtl_translate import cli, hub
 from mtl_translate import train as train_module
@@ -309,3 +310,20 @@ def test_the_demo_page_says_when_a_text_was_truncated(tiny_model, tokenizer):
                         r"reads at once \(max_source_length\) and only its start was translated: split the text at "
                         r"sentence ends or lines\.", line), line
     assert "Truncated" not in translate_request(translator, "Open file", ["de"], 1)[1]
+
+
+def test_pipeline_and_translator_inputs_are_checked_and_max_source_length_is_taken(tiny_model, tokenizer, tmp_path):
+    Translator(tiny_model, tokenizer).save_pretrained(tmp_path / "model")
+    pipe = pipeline("multi-target-translation", model=str(tmp_path / "model"), device="cpu", max_new_tokens=3)
+    for bad, name in ((None, "NoneType"), (5, "int")):
+        with pytest.raises(ValueError, match=f"the input is {name}, not str; pass a str or a list of str"):
+            pipe(bad)
+    assert list(pipe("Open file", langs="de")) == ["de"]  # one language, not ['d', 'e']
+    assert list(pipeline("multi-target-translation", model=str(tmp_path / "model"), device="cpu",
+                         langs="fr")("Open file", max_new_tokens=3)) == ["fr"]
+    with pytest.raises(ValueError, match="texts is one str; pass a list of str"):
+        pipe.translator.translate("Open file")
+    assert Translator.from_pretrained(str(tmp_path / "model"), device="cpu", max_source_length=5).max_source_length == 5
+    with pytest.raises(ValueError, match=r"max_source_length must be an integer >= 1 \(source tokens kept per text\), "
+                                         r"got 0\."):
+        Translator.from_pretrained(str(tmp_path / "model"), device="cpu", max_source_length=0)
