@@ -99,6 +99,17 @@ def _load_folder(model_dir: Path) -> tuple[dict, dict | None, dict]:
     return config, _read(model_dir / "eval_results.json"), recipe if isinstance(recipe, dict) else {}
 
 
+def public_model_name(name_or_path: str) -> str:
+    """A model's name for text that others read and commit (a catalog's translator comments): a Hub id as given; a
+    local folder by the Hub id its recipe pushes to (`hub_model_id`), else by its folder's name, never by its path
+    (which shows a user's folders and means nothing on another machine)."""
+    folder = Path(os.path.expanduser(str(name_or_path)))
+    if not folder.is_dir():
+        return str(name_or_path)
+    recipe = _read(folder / "recipe.yaml")
+    return _recipe_value(recipe if isinstance(recipe, dict) else {}, "hub_model_id") or folder.resolve().name
+
+
 def _language_tag(code: str) -> str:
     """Hub language metadata wants ISO 639 codes: ``pt_BR`` -> ``pt`` (the body keeps the full code)."""
     return re.split(r"[-_]", code)[0].lower()

@@ -21,6 +21,7 @@ from pathlib import Path
 import polib
 
 from .data.gettext import is_mnemonic_label
+from .hub import public_model_name
 from .outputs import refuse_output_over_input
 from .placeholders import FORMAT_PLACEHOLDER, SPAN, restore
 from .segmentation import EDGES
@@ -248,7 +249,8 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     """Write or update `<out_dir>/<lang>.po` from `template` for every language of `langs` (default: the model's).
 
     Existing entries are kept as they are; untranslated ones get a machine translation, flagged fuzzy with the
-    comment `machine translation by <model>`. Each distinct msgid is encoded once for all languages. Returns
+    comment `machine translation by <model>` (`model_name`, default the model's; a local folder is named as its card
+    names it: `hub.public_model_name`). Each distinct msgid is encoded once for all languages. Returns
     {lang: {"path", "entries", "kept", "filled", "mismatch", "empty"}}: `mismatch` entries lost a format
     placeholder or markup of their msgid, `empty` ones got no output; both stay untranslated. `template` may be
     a catalog already read (`read_catalog`), so that a command checks it before loading the model."""
@@ -257,7 +259,9 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     if not any(e.msgid for e in pot):
         raise ValueError(f"template {template} holds no message to translate.")
     langs = translator.check_languages(langs)
-    model_name = model_name or getattr(translator.model.config, "_name_or_path", "") or "mtl-translate"
+    model_name = public_model_name(model_name or getattr(translator.model.config, "_name_or_path", "") or
+                                   "mtl-translate")
+    check_out_dir(out_dir)
     catalogs = {}
     for lang in langs:  # every file is read and checked before anything is translated or written
         path = Path(out_dir, f"{lang}.po")
@@ -299,6 +303,17 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
         report[lang] = {"path": str(path), "entries": entries, "kept": entries - len(todo[lang]),
                         **{k: counts[k] for k in ("filled", "mismatch", "empty")}}
     return report
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> None:
+    """The catalogs' folder, or the first of its parents that exists, must be a folder: a file in the way fails now,
+    not after every entry is translated."""
+    for folder in (Path(out_dir), *Path(out_dir).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"out-dir {out_dir}: {folder} is a file, not a folder; pass a folder for the catalogs "
+                                 "(--out-dir).")
+            return
 
 
 def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str) -> str:

@@ -23,6 +23,7 @@ from mtl_translate.configs import load_recipe
 from mtl_translate.data.loading import held_out_split, load_splits
 from mtl_translate.demo import translate_request
 from mtl_translate.evaluation import evaluate_translator
+from mtl_translate.hub import public_model_name
 from mtl_translate.outputs import foreign_entries
 from mtl_translate.train import run
 from mtl_translate.translate import Translator
@@ -327,3 +328,22 @@ def test_pipeline_and_translator_inputs_are_checked_and_max_source_length_is_tak
     with pytest.raises(ValueError, match=r"max_source_length must be an integer >= 1 \(source tokens kept per text\), "
                                          r"got 0\."):
         Translator.from_pretrained(str(tmp_path / "model"), device="cpu", max_source_length=0)
+
+
+def test_translate_po_names_the_model_as_its_card_does_and_checks_out_dir_before_translating(tiny_model, tokenizer,
+                                                                                             tmp_path, monkeypatch):
+    model = tmp_path / "tiny-ui"
+    Translator(tiny_model, tokenizer).save_pretrained(model)
+    template = tmp_path / "demo.pot"
+    template.write_text('msgid "Open file"\nmsgstr ""\n')
+    cli.main(["translate-po", str(template), "--model", str(model), "--langs", "de", "--out-dir",
+              str(tmp_path / "po"), "--max-new-tokens", "3"])
+    written = (tmp_path / "po" / "de.po").read_text(encoding="utf-8")
+    assert "# machine translation by tiny-ui\n" in written and str(tmp_path) not in written
+    (model / "recipe.yaml").write_text("hub_model_id: acme/tiny-ui\n")
+    assert public_model_name(str(model)) == "acme/tiny-ui" and public_model_name("acme/x") == "acme/x"
+    (tmp_path / "po.txt").write_text("")
+    monkeypatch.setattr(Translator, "translate", lambda *a, **k: pytest.fail("translated before checking out-dir"))
+    assert cli_error("translate-po", template, "--model", model, "--out-dir", tmp_path / "po.txt" / "sub") == (
+        f"mtl-translate translate-po: error: out-dir {tmp_path / 'po.txt' / 'sub'}: {tmp_path / 'po.txt'} is a file, "
+        "not a folder; pass a folder for the catalogs (--out-dir).")
