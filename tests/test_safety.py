@@ -9,6 +9,7 @@ import logging
 import os
 import re
 import shutil
+import socket
 from contextlib import contextmanager, redirect_stderr, redirect_stdout
 
 import pytest
@@ -22,6 +23,7 @@ from mtl_translate import train as train_module
 from mtl_translate.configs import load_recipe
 from mtl_translate.data.loading import held_out_split, load_splits
 from mtl_translate.demo import translate_request
+from mtl_translate.encoders import load_encoder_tokenizer
 from mtl_translate.evaluation import evaluate_translator
 from mtl_translate.hub import public_model_name
 from mtl_translate.outputs import foreign_entries
@@ -347,3 +349,24 @@ def test_translate_po_names_the_model_as_its_card_does_and_checks_out_dir_before
     assert cli_error("translate-po", template, "--model", model, "--out-dir", tmp_path / "po.txt" / "sub") == (
         f"mtl-translate translate-po: error: out-dir {tmp_path / 'po.txt' / 'sub'}: {tmp_path / 'po.txt'} is a file, "
         "not a folder; pass a folder for the catalogs (--out-dir).")
+
+
+def test_messages_name_what_the_user_can_do(tmp_path, monkeypatch):
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "recipe.yaml").write_text(yaml.safe_dump({"target_langs": ["de", "fr"]}))
+    assert cli_error("add-language", "--model", tmp_path / "model", "--lang", "de", "--data", "DATA") == (
+        f"mtl-translate add-language: error: {tmp_path / 'model'} already translates into 'de' (de, fr); to train it "
+        f"again, everything else frozen: mtl-translate train {tmp_path / 'model' / 'recipe.yaml'} --init_model "
+        f"{tmp_path / 'model'} --train_languages de --dataset_name DATA --output_dir NEW_DIR")
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        message = cli_error("demo", "--model", tmp_path / "no-model", "--port", port)  # fails before loading
+    assert message.startswith(f"mtl-translate demo: error: cannot serve the demo on 127.0.0.1:{port} (")
+    assert message.endswith(f"Pass another one with --port (e.g. --port {port + 1}).")
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", True)  # no retries against an unreachable Hub
+    with pytest.raises(ValueError, match=r"encoder_name_or_path='minilm-packaged' could not be loaded: it is not a "
+                                         r"local folder, not a packaged copy \(those load offline: "
+                                         r"sentence-transformers/all-MiniLM-L6-v2\)"):
+        load_encoder_tokenizer("minilm-packaged", "minilm-packaged")
