@@ -287,9 +287,10 @@ def test_a_single_files_held_out_rows_do_not_depend_on_the_languages_read(corpus
     assert {row["en"] for row in only_fr["test"]["translation"]} == {
         row["translation"]["en"] for row in every["test"] if row["translation"]["fr"]}
     data.streaming = True
-    with pytest.raises(ValueError, match=r"is one file: its test and validation rows are held out of it, which a "
-                                         r"stream cannot do"):
+    with pytest.raises(ValueError, match=r"is one file: its test rows would be held out of it, which a stream "
+                                         r"cannot do\. .*set validation_split and test_split to null"):
         load_splits(data, ["de"], ["test"], 42)
+    assert load_splits(data, ["de"], [], 42) == {}  # nothing held out: the whole file streams
     data.streaming, data.test_split_percentage = False, 0.01
     with pytest.raises(ValueError, match=r"train.jsonl is one file of 15 rows, and the seeded share of it for test "
                                          r"drew no row: raise test_split_percentage"):

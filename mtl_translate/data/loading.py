@@ -83,10 +83,12 @@ def load_splits(data, langs: Sequence[str], names: Sequence[str], seed: int) -> 
     if not is_single_file(data.dataset_name):
         return {name: load_multitarget_dataset(data.dataset_name, data.source_lang, langs, split=name, **kwargs)
                 for name in names}
-    if data.streaming:
-        raise ValueError(f"dataset_name {data.dataset_name} is one file: its test and validation rows are held out of "
-                         "it, which a stream cannot do. Split it into train/validation/test files in a folder, or set "
-                         "streaming: false.")
+    if data.streaming:  # `names` are the splits held out of the streamed train split
+        if names:
+            raise ValueError(f"dataset_name {data.dataset_name} is one file: its {' and '.join(names)} rows would be "
+                             "held out of it, which a stream cannot do. Split it into train/validation/test files in "
+                             "a folder, set validation_split and test_split to null, or set streaming: false.")
+        return {}
     rows = load_multitarget_dataset(data.dataset_name, data.source_lang, langs, split="train", **kwargs)
     shares = {data.test_split: data.test_split_percentage, data.validation_split: data.validation_split_percentage}
     chosen = [held_out_split(row[data.source_lang], seed, shares) or data.train_split for row in rows["translation"]]
