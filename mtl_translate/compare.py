@@ -24,6 +24,7 @@ import yaml
 from .configs import Recipe, key_defaults, load_recipe
 from .data.loading import load_splits, sample_rows
 from .evaluation import evaluate_translator
+from .outputs import SCORES_FILE  # in each run folder: its scores on the comparison's rows (`scores_of`)
 from .translate import Translator
 
 
@@ -31,7 +32,6 @@ from .translate import Translator
 NON_MODEL_KEYS = {"output_dir", "push_to_hub", "hub_model_id", "hub_private_repo", "logging_steps", "eval_steps",
                   "save_steps", "save_total_limit", "report_to", "resume_from_checkpoint", "overwrite_output_dir",
                   "log_gradient_conflict"}
-SCORES_FILE = "compare_scores.json"  # in each run folder: its scores on the comparison's rows (`scores_of`)
 METRICS = ("bleu", "chrf")  # the order of the (BLEU, chrF) pairs of `table_rows`
 
 

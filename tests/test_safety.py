@@ -157,6 +157,7 @@ def test_overwrite_output_dir_refuses_a_folder_holding_anything_a_run_does_not_w
     (out / "checkpoints" / "step_4").mkdir(parents=True)
     (out / "checkpoints" / "step_4" / "trainer_state.json").write_text("{}")
     (out / "trainer_state.json").write_text("{}")
+    (out / "compare_scores.json").write_text("{}")  # compare's cache in a run folder (its retrains overwrite)
     (out / "config.json").write_text('{"model_type": "bert"}')  # not our model's: a user's file of a common name
     (out / "notes.txt").write_text("my notes")
     before = listing(out)
