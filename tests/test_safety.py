@@ -211,6 +211,13 @@ def test_an_output_that_is_one_of_the_commands_inputs_is_refused(tiny_model, tok
                      tmp_path / "po").startswith(f"mtl-translate translate-po: error: the de catalog {catalog} is "
                                                  f"also the template {catalog}")
     assert "Datei öffnen" in catalog.read_text(encoding="utf-8")
+    assert cli_error("build-data", "hub", "--layout", "pairs", "--dataset", tmp_path / "po", "--langs", "de", "--out",
+                     tmp_path) == (f"mtl-translate build-data: error: --out {tmp_path} holds --dataset "
+                                   f"{tmp_path / 'po'}, which this command reads: writing there would destroy it. Pass "
+                                   "another --out folder.")
+    assert cli_error("build-data", "gettext", "--langs", "de", "--roots", tmp_path / "po", "--out", tmp_path / "po") \
+        .startswith(f"mtl-translate build-data: error: --out {tmp_path / 'po'} is also --roots {tmp_path / 'po'}")
+    assert catalog.is_file()
 
 
 BROKEN = 'msgid ""\nmsgstr "Content-Type: text/plain; charset=UTF-8\\n"\n\nmsgid "Open file"\nmsgstr ""\n\n' \
