@@ -122,14 +122,15 @@ def launch_demo(model: str, port: int | None = 7860, share: bool = False, server
                 examples: list[str] | None = None, prevent_thread_lock: bool = False):
     """Load `model` (a folder or Hub repo id), build the page and serve it; blocks unless `prevent_thread_lock`
     (then the caller closes the returned Blocks). `share=True` asks Gradio for a public link."""
-    check_port(server_name or "127.0.0.1", port)
+    host = server_name or "127.0.0.1"  # Gradio's default
+    check_port(host, port)
     translator = Translator.from_pretrained(model)
     demo = build_demo(translator, examples if examples is not None else model_examples(model))
     try:
         demo.launch(server_name=server_name, server_port=port, share=share, prevent_thread_lock=prevent_thread_lock,
                     show_error=True)
     except OSError as err:  # taken since check_port; Gradio's message names an environment variable our port overrides
-        raise ValueError(port_taken(server_name, port, err)) from None
+        raise ValueError(port_taken(host, port, err)) from None
     return demo
 
 
@@ -144,7 +145,7 @@ def check_port(host: str, port: int | None) -> None:
             raise ValueError(port_taken(host, port, err)) from None
 
 
-def port_taken(host: str | None, port: int | None, err: OSError) -> str:
+def port_taken(host: str, port: int | None, err: OSError) -> str:
     return (f"cannot serve the demo on {host}:{port} ({err.strerror or err}): another program uses that port, or it "
             f"is not allowed. Pass another one with --port (e.g. --port {(port or 7860) + 1}).")
 

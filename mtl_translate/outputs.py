@@ -35,7 +35,7 @@ def written_by_a_run(entry: Path) -> bool:
     if name in RUN_FOLDERS:
         return entry.is_dir()
     if name == "config.json":
-        return entry.is_file() and _json_field(entry, "model_type") == "mtl_translation"
+        return entry.is_file() and _json_field(entry, "model_type") == "mtl_translation"  # MTLConfig.model_type
     if name == "README.md":
         return entry.is_file() and "library_name: mtl-translate" in entry.read_text(encoding="utf-8", errors="replace")
     if name == "checkpoints":
