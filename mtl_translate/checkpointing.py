@@ -20,6 +20,8 @@ from pathlib import Path
 import torch
 import yaml
 
+from .outputs import foreign_entries, written_by_a_run
+
 logger = logging.getLogger(__name__)
 
 STATE_FILE = "trainer_state.json"
@@ -38,7 +40,7 @@ STEP_DEFINING_KEYS = (
     "max_train_samples", "language_temperature", "language_batches", "max_rows_per_language", "protect_placeholders",
     "streaming", "shuffle_buffer_size",
     "seed", "per_device_train_batch_size", "gradient_accumulation_steps", "group_by_length", "init_model",
-    "train_languages",
+    "train_languages", "test_split_percentage", "validation_split_percentage",
 )
 # Recipe keys that shape the learning-rate schedule a checkpoint's optimizer is following; refused on resume (the
 # rates themselves and max_steps may change: optimization.py applies them).
@@ -227,8 +229,9 @@ def check_resume_compatible(checkpoint: Path, recipe, num_processes: int) -> Non
 
 def check_output_dir(output_dir, resume: bool, overwrite: bool) -> bool:
     """A fresh run never mixes with an old one: a non-empty `output_dir` (old tokenizers, old checkpoints that
-    rotation and `latest` would pick up) is refused unless resuming or `overwrite_output_dir`. Read-only, so that
-    every process can check before any writes; True when the contents must be removed (`clear_folder`)."""
+    rotation and `latest` would pick up) is refused unless resuming or `overwrite_output_dir`, and that clears only a
+    folder that holds nothing but what a run writes (outputs.py), never a user's files. Read-only, so that every
+    process can check before any writes; True when the contents must be removed (`clear_folder`)."""
     path = Path(output_dir)
     entries = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
     if not entries or resume:
@@ -237,13 +240,20 @@ def check_output_dir(output_dir, resume: bool, overwrite: bool) -> bool:
         raise ValueError(f"output_dir {output_dir} is not empty ({', '.join(entries[:5])}"
                          f"{', ...' if len(entries) > 5 else ''}). Pass --overwrite_output_dir true to replace its "
                          "contents, --resume_from_checkpoint latest to continue that run, or choose another output_dir.")
+    foreign = foreign_entries(path)
+    if foreign:
+        raise ValueError(f"overwrite_output_dir: {output_dir} holds {', '.join(foreign[:5])}"
+                         f"{', ...' if len(foreign) > 5 else ''}, which no mtl-translate run writes, so it is not a "
+                         "run's folder to replace; nothing was removed. Move those out, or choose another output_dir.")
     return True
 
 
 def clear_folder(path) -> None:
-    logger.warning("overwrite_output_dir: removing the contents of %s", path)
+    """Removes what a run wrote (`check_output_dir` has refused a folder holding anything else)."""
+    logger.warning("overwrite_output_dir: removing the previous run in %s", path)
     for entry in Path(path).iterdir():
-        shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
+        if written_by_a_run(entry):
+            shutil.rmtree(entry) if entry.is_dir() and not entry.is_symlink() else entry.unlink()
 
 
 def replace_folder_contents(tmp: Path, target: Path) -> None:

@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 from .checkpointing import TrainingError
+from .outputs import refuse_output_over_input
 
 
 def comma_list(text: str) -> list[str]:
@@ -111,6 +112,8 @@ def cmd_evaluate(args, _) -> None:
     if not args.model and not args.hypotheses:
         raise ValueError("pass --model (to translate the rows) or --hypotheses FILE (to score translations made "
                          "before).")
+    refuse_output_over_input(args.output, {"--hypotheses": args.hypotheses, "--data": args.data}, "--output",
+                             "Pass another --output file")
     records = read_hypotheses(args.hypotheses) if args.hypotheses else None
     translator = None if records else load_translator(args)
     config = translator.model.config if translator else load_config(args.model) if args.model else None
@@ -142,6 +145,7 @@ def cmd_translate(args, _) -> None:
     """Input is read as bytes and decoded line by line: a non-UTF-8 byte is an error naming its line."""
     from .translate import read_lines, write_jsonl
 
+    refuse_output_over_input(args.output, {"--input": args.input}, "--output", "Pass another --output file")
     translator = load_translator(args)
     source = open(args.input, "rb") if args.input else sys.stdin.buffer
     with source:
@@ -194,6 +198,8 @@ def cmd_average(args, _) -> None:
 def cmd_build_data(args, _) -> None:
     from .data.gettext import build_gettext_corpus
 
+    refuse_output_over_input(args.out, {f"--roots {root}": root for root in args.roots or ()}, "--out",
+                             "Pass another --out folder")
     stats = build_gettext_corpus(args.langs, args.out, roots=args.roots, test_domains=args.test_domains,
                                  max_source_words=args.max_source_words, seed=args.seed,
                                  heldout_domains=args.heldout_domains or ())
@@ -207,6 +213,7 @@ def cmd_build_hub(args, _) -> None:
     if len(args.source) != 1:
         raise ValueError(f"--source takes one language (CODE or CODE=NAME), got {', '.join(args.source)}")
     [(source, source_name)] = args.source.items()
+    refuse_output_over_input(args.out, {"--dataset": args.dataset}, "--out", "Pass another --out folder")
     stats = build_hub_corpus(args.layout, args.dataset, source, args.langs, args.out, source_name=source_name,
                              config=args.config, revision=args.revision, splits=args.splits,
                              text_column=args.text_column, max_rows_per_split=args.max_rows_per_split,

@@ -22,8 +22,9 @@ from pathlib import Path
 import yaml
 
 from .configs import Recipe, key_defaults, load_recipe
-from .data.loading import load_multitarget_dataset, sample_rows
+from .data.loading import load_splits, sample_rows
 from .evaluation import evaluate_translator
+from .outputs import SCORES_FILE  # in each run folder: its scores on the comparison's rows (`scores_of`)
 from .translate import Translator
 
 
@@ -31,7 +32,6 @@ from .translate import Translator
 NON_MODEL_KEYS = {"output_dir", "push_to_hub", "hub_model_id", "hub_private_repo", "logging_steps", "eval_steps",
                   "save_steps", "save_total_limit", "report_to", "resume_from_checkpoint", "overwrite_output_dir",
                   "log_gradient_conflict"}
-SCORES_FILE = "compare_scores.json"  # in each run folder: its scores on the comparison's rows (`scores_of`)
 METRICS = ("bleu", "chrf")  # the order of the (BLEU, chrF) pairs of `table_rows`
 
 
@@ -64,8 +64,7 @@ def single_task_recipe(recipe: Recipe, lang: str, output_dir: Path) -> Recipe:
 def comparison_rows(recipe: Recipe) -> list[dict]:
     """The seeded test sample that training's own test evaluation uses, with every target language."""
     data = recipe.data
-    rows = load_multitarget_dataset(data.dataset_name, data.source_lang, data.target_langs, split=data.test_split,
-                                    dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
+    rows = load_splits(data, data.target_langs, [data.test_split], recipe.training.seed)[data.test_split]
     return sample_rows(rows, data.max_test_samples, recipe.training.seed)
 
 

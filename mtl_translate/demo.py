@@ -7,6 +7,7 @@ languages, as everywhere else."""
 
 import importlib.metadata
 import logging
+import socket
 import time
 from pathlib import Path
 
@@ -23,6 +24,7 @@ DEFAULT_EXAMPLES = ["Open file", "Permission denied", "Save the current document
                     "  -h, --help     display this help and exit"]
 MAX_BEAMS = 8
 MAX_EXAMPLE_CHARS = 80
+TRUNCATED = "⚠ Truncated:"  # starts the page's notice that a translation covers only the start of the text
 
 
 def language_name(code: str) -> str:
@@ -55,15 +57,22 @@ def model_examples(model: str, n: int = 5) -> list[str]:
 def translate_request(translator: Translator, text: str, selected: list[str], num_beams: int) -> tuple[dict, str]:
     """One page request -> ({lang: translation, "" for a language not selected}, "N ms for K languages").
 
-    A blank text or no language selected calls no model and says so in the latency line."""
+    A blank text or no language selected calls no model and says so in the latency line. A text with a part too
+    long for the model (`max_source_length`) is translated from that part's start only: the line says so, since the
+    person reading the page never sees the server's log."""
     langs = [lang for lang in translator.model.config.languages if lang in selected]
     empty = dict.fromkeys(translator.model.config.languages, "")
     if not text.strip() or not langs:
         return empty, "type a text and select at least one language"
     start = time.perf_counter()
-    out = translator.translate([text], langs, num_beams=int(num_beams))
+    out, truncated = translator.translate_counting([text], langs, num_beams=int(num_beams))
     elapsed_ms = (time.perf_counter() - start) * 1000
+    translator.warn_truncated(truncated, 1)
     latency = f"{elapsed_ms:.0f} ms for {len(langs)} language{'s' * (len(langs) != 1)}"
+    if truncated:
+        latency += (f"\n\n{TRUNCATED} {truncated} part{'s' * (truncated != 1)} of the text exceeded the "
+                    f"{translator.max_source_length} tokens the model reads at once (max_source_length) and only "
+                    "its start was translated: split the text at sentence ends or lines.")
     return {**empty, **{lang: out[lang][0] for lang in langs}}, latency
 
 
@@ -96,6 +105,8 @@ def build_demo(translator: Translator, examples: list[str] | None = None):
                 texts, line = translate_request(translator, text, chosen, beam_size)
             except ValueError as err:  # settings the model refuses: shown on the page, not a server traceback
                 raise gr.Error(str(err)) from None
+            if TRUNCATED in line:  # a toast too: the line under the boxes is easy to miss
+                gr.Warning(line.split(TRUNCATED, 1)[1].strip())
             return [gr.Textbox(value=texts[lang], visible=lang in chosen) for lang in langs] + [line]
 
         def show(chosen):  # an unselected language's box is hidden and cleared at once
@@ -111,11 +122,32 @@ def launch_demo(model: str, port: int | None = 7860, share: bool = False, server
                 examples: list[str] | None = None, prevent_thread_lock: bool = False):
     """Load `model` (a folder or Hub repo id), build the page and serve it; blocks unless `prevent_thread_lock`
     (then the caller closes the returned Blocks). `share=True` asks Gradio for a public link."""
+    host = server_name or "127.0.0.1"  # Gradio's default
+    check_port(host, port)
     translator = Translator.from_pretrained(model)
     demo = build_demo(translator, examples if examples is not None else model_examples(model))
-    demo.launch(server_name=server_name, server_port=port, share=share, prevent_thread_lock=prevent_thread_lock,
-                show_error=True)
+    try:
+        demo.launch(server_name=server_name, server_port=port, share=share, prevent_thread_lock=prevent_thread_lock,
+                    show_error=True)
+    except OSError as err:  # taken since check_port; Gradio's message names an environment variable our port overrides
+        raise ValueError(port_taken(host, port, err)) from None
     return demo
+
+
+def check_port(host: str, port: int | None) -> None:
+    """Fails before the model loads when `port` cannot be served on `host` (None: Gradio picks one)."""
+    if port is None:
+        return
+    with socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM) as probe:
+        try:
+            probe.bind((host, port))
+        except OSError as err:
+            raise ValueError(port_taken(host, port, err)) from None
+
+
+def port_taken(host: str, port: int | None, err: OSError) -> str:
+    return (f"cannot serve the demo on {host}:{port} ({err.strerror or err}): another program uses that port, or it "
+            f"is not allowed. Pass another one with --port (e.g. --port {(port or 7860) + 1}).")
 
 
 SPACE_APP = '''"""The mtl-translate demo of {model}: one text, every language at once (written by `mtl-translate push

@@ -41,6 +41,27 @@ def resolve_encoder(name_or_path: str) -> str:
     return str(module.get_model_path())
 
 
+def load_encoder_tokenizer(path: str, name: str):
+    """The encoder's tokenizer from `path` (`resolve_encoder(name)`): the first thing a run loads from
+    `encoder_name_or_path`, so an unknown name fails here, before any training, with `encoder_error`."""
+    from transformers import AutoTokenizer
+
+    try:
+        return AutoTokenizer.from_pretrained(path)
+    except OSError as err:
+        raise encoder_error(name, err) from None
+
+
+def encoder_error(name: str, err: Exception) -> ValueError:
+    """An encoder that does not load: transformers then blames the network even for a name that exists nowhere
+    (a mistyped id, an alias this package does not have), so the message says what the name was not."""
+    packaged, detail = ", ".join(PACKAGED_ENCODERS), (str(err).strip().splitlines() or [type(err).__name__])[0]
+    return ValueError(f"encoder_name_or_path={name!r} could not be loaded: it is not a local folder, not a packaged "
+                      f"copy (those load offline: {packaged}), and not a Hub model in the cache or, with the network, "
+                      f"on the Hub ({detail[:200]}). Give a folder with config.json and weights, or a Hub model id "
+                      "(ORG/NAME).")
+
+
 def layer_stack(encoder: nn.Module) -> nn.ModuleList:
     """The encoder's transformer blocks: its largest `nn.ModuleList` (BERT `layer`, T5 `block`, ...)."""
     stacks = [m for m in encoder.modules() if isinstance(m, nn.ModuleList)]

@@ -97,6 +97,17 @@ def _load_folder(model_dir: Path) -> tuple[dict, dict | None, dict]:
     return config, _read(model_dir / "eval_results.json"), recipe if isinstance(recipe, dict) else {}
 
 
+def public_model_name(name_or_path: str) -> str:
+    """A model's name for text that others read and commit (a catalog's translator comments): a Hub id as given; a
+    local folder by the Hub id its recipe pushes to (`hub_model_id`), else by its folder's name, never by its path
+    (which shows a user's folders and means nothing on another machine)."""
+    folder = Path(os.path.expanduser(str(name_or_path)))
+    if not folder.is_dir():
+        return str(name_or_path)
+    recipe = _read(folder / "recipe.yaml")
+    return _recipe_value(recipe if isinstance(recipe, dict) else {}, "hub_model_id") or folder.resolve().name
+
+
 def _language_tag(code: str) -> str:
     """Hub language metadata wants ISO 639 codes: ``pt_BR`` -> ``pt`` (the body keeps the full code)."""
     return re.split(r"[-_]", code)[0].lower()
@@ -129,7 +140,10 @@ def _eval_section(evals: dict[str, Any], source: str, targets: list[str]) -> str
     else:
         signatures = [f"BLEU: {evals['signature']}"] if evals.get("signature") else []
     signatures = "\n".join(signatures + ([f"chrF: {evals['chrf_signature']}"] if evals.get("chrf_signature") else []))
-    where = f"the `{evals.get('split', 'test')}` split of `{_public(evals.get('dataset', 'the training dataset'))}`"
+    dataset, held = _public(evals.get("dataset", "the training dataset")), evals.get("held_out")
+    where = (f"the `{evals.get('split', 'test')}` split of `{dataset}`" if not held else
+             f"{held['test_split_percentage']:g}% of the rows of `{dataset}`, a file without splits, held out from "
+             f"training by a hash of their source text with seed {held['seed']}")
     text = f"## Evaluation\n\nScored with sacrebleu on {where}.\n\n" + "\n".join(lines) + "\n"
     return text + (f"\nsacrebleu signatures:\n\n```\n{signatures}\n```\n" if signatures else "")
 

@@ -32,6 +32,11 @@ def add_language_to_folder(model_dir: str, lang: str, data: str, output_dir: str
     from .train import run
 
     base = saved_recipe(model_dir)
+    if lang in base["target_langs"]:
+        raise ValueError(f"{model_dir} already translates into {lang!r} ({', '.join(base['target_langs'])}); to train "
+                         f"it again, everything else frozen: mtl-translate train {Path(model_dir, 'recipe.yaml')} "
+                         f"--init_model {model_dir} --train_languages {lang} --dataset_name {data} "
+                         "--output_dir NEW_DIR")
     base.update(init_model=str(model_dir), target_langs=[*base["target_langs"], lang], train_languages=[lang],
                 dataset_name=data, build_gettext=False, output_dir=output_dir or f"{str(model_dir).rstrip('/')}-{lang}",
                 resume_from_checkpoint=None, overwrite_output_dir=False, push_to_hub=False,

@@ -21,6 +21,8 @@ from pathlib import Path
 import polib
 
 from .data.gettext import is_mnemonic_label
+from .hub import public_model_name
+from .outputs import refuse_output_over_input
 from .placeholders import FORMAT_PLACEHOLDER, SPAN, restore
 from .segmentation import EDGES
 
@@ -46,6 +48,10 @@ _QT_MNEMONIC = re.compile(r"(?<!&)&(?=[^\W\d_])(?![A-Za-z]\w*;)")
 _GTK_MNEMONIC = re.compile(r"_(?=[^\W\d_])")
 _NPLURALS = re.compile(r"nplurals\s*=\s*(\d+)")
 _PLURAL = re.compile(r"plural\s*=\s*([^;]+)")
+# A line of entry syntax: a keyword and/or a quoted C string; `#~` (obsolete entry) and `#|` (previous msgid) lines
+# hold the same after their mark. Other lines starting with `#` are comments.
+_ENTRY_MARK = re.compile(r"#~\|?|#\|")
+_ENTRY_LINE = re.compile(r'((domain|msgctxt|msgid|msgid_plural|msgstr(\[\d+\])?)\s+)?"([^"\\]|\\.)*"')
 _PRINTF_ARGUMENT = re.compile(r"%(?:(\d+)\$)?([-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?"
                               r"[diouxXeEfFgGaAcspn])")
 
@@ -160,13 +166,31 @@ def plural_sources(entry: polib.POEntry, forms: str) -> list[str]:
 
 
 def read_catalog(path: str | os.PathLike, what: str) -> polib.POFile:
+    """The catalog at `path`, or an error naming it (and the line, for a syntax error) before anything is written."""
     if not os.path.isfile(path):
         raise FileNotFoundError(f"{what} {path} does not exist or is not a file.")
     try:
+        check_syntax(path)
         return polib.pofile(str(path))
     except (OSError, ValueError, UnicodeDecodeError) as err:
         raise ValueError(f"cannot read {what} {path}: {err}; it must be a gettext .po/.pot file (check it with "
-                         f"`msgfmt -c {path}`).") from None
+                         f"`msgfmt -c {path}`). Nothing was written.") from None
+
+
+def check_syntax(path: str | os.PathLike) -> None:
+    """polib reads a string that lacks its closing quote by dropping its last character, without a word: the msgid
+    becomes another one, its translation would be made obsolete and the entry machine-translated. So every line is
+    checked first, as `msgfmt` does, and a bad one is a ValueError naming it."""
+    with open(path, "rb") as f:
+        text = f.read().decode(polib.detect_encoding(str(path)), errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
+        mark = _ENTRY_MARK.match(line)
+        body = line[mark.end():].strip() if mark else line.strip()
+        if not body or body.startswith("#") or _ENTRY_LINE.fullmatch(body):
+            continue
+        unterminated = re.sub(r"\\.", "", body).count('"') % 2
+        problem = "a string without its closing quote" if unterminated else "not a keyword and quoted string"
+        raise ValueError(f"line {number} is not valid gettext syntax ({problem}: {body[:60]!r})")
 
 
 def merge(template: polib.POFile, po: polib.POFile | None, nplurals: int) -> polib.POFile:
@@ -225,7 +249,8 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     """Write or update `<out_dir>/<lang>.po` from `template` for every language of `langs` (default: the model's).
 
     Existing entries are kept as they are; untranslated ones get a machine translation, flagged fuzzy with the
-    comment `machine translation by <model>`. Each distinct msgid is encoded once for all languages. Returns
+    comment `machine translation by <model>` (`model_name`, default the model's; a local folder is named as its card
+    names it: `hub.public_model_name`). Each distinct msgid is encoded once for all languages. Returns
     {lang: {"path", "entries", "kept", "filled", "mismatch", "empty"}}: `mismatch` entries lost a format
     placeholder or markup of their msgid, `empty` ones got no output; both stay untranslated. `template` may be
     a catalog already read (`read_catalog`), so that a command checks it before loading the model."""
@@ -234,10 +259,14 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     if not any(e.msgid for e in pot):
         raise ValueError(f"template {template} holds no message to translate.")
     langs = translator.check_languages(langs)
-    model_name = model_name or getattr(translator.model.config, "_name_or_path", "") or "mtl-translate"
+    model_name = public_model_name(model_name or getattr(translator.model.config, "_name_or_path", "") or
+                                   "mtl-translate")
+    check_out_dir(out_dir)
     catalogs = {}
     for lang in langs:  # every file is read and checked before anything is translated or written
         path = Path(out_dir, f"{lang}.po")
+        refuse_output_over_input(path, {"the template": pot.fpath}, f"the {lang} catalog",
+                                 "Pass another --out-dir, or copy the template elsewhere first")
         po = read_catalog(path, f"the {lang} catalog") if path.exists() else None
         forms = plural_forms(lang, None if po is None else po.metadata.get("Plural-Forms"))
         if forms is None and any(e.msgid_plural for e in pot):
@@ -274,6 +303,17 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
         report[lang] = {"path": str(path), "entries": entries, "kept": entries - len(todo[lang]),
                         **{k: counts[k] for k in ("filled", "mismatch", "empty")}}
     return report
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> None:
+    """The catalogs' folder, or the first of its parents that exists, must be a folder: a file in the way fails now,
+    not after every entry is translated."""
+    for folder in (Path(out_dir), *Path(out_dir).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"out-dir {out_dir}: {folder} is a file, not a folder; pass a folder for the catalogs "
+                                 "(--out-dir).")
+            return
 
 
 def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str) -> str:

@@ -6,7 +6,7 @@ transformers, so `import mtl_translate` must come first). One call translates in
 (the encoder runs once per batch for all languages), not item by item as the generic pipeline loop would.
 """
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 from transformers import Pipeline
 from transformers.pipelines import PIPELINE_REGISTRY
@@ -32,8 +32,8 @@ class MultiTargetTranslationPipeline(Pipeline):
                              f"{type(model).__name__}.")
         if tokenizer is None:
             tokenizer = MTLTokenizer.from_pretrained(model.config.name_or_path, config=model.config)
+        self.translator = Translator(model, tokenizer)  # first: Pipeline.__init__ checks the default `langs` with it
         super().__init__(model=model, tokenizer=tokenizer, **kwargs)
-        self.translator = Translator(self.model, tokenizer)
 
     def _sanitize_parameters(self, langs: Sequence[str] | None = None, **generation):
         """Also called by Pipeline.__init__ with the keyword arguments given to `pipeline(...)`: defaults per call."""
@@ -43,12 +43,15 @@ class MultiTargetTranslationPipeline(Pipeline):
                              f"{', '.join(SETTINGS)}.")
         forward = dict(generation)
         if langs is not None:
-            forward["langs"] = self.model.check_languages(langs)
+            forward["langs"] = self.translator.check_languages(langs)
         return {}, forward, {}
 
     def __call__(self, inputs: str | list[str], batch_size: int | None = None, **kwargs):
         if isinstance(inputs, str):
             return super().__call__(inputs, **kwargs)
+        if not isinstance(inputs, Iterable):  # None, 5: a list, tuple or generator of str is fine
+            raise ValueError(f"{TASK} pipeline: the input is {type(inputs).__name__}, not str; pass a str or a list of "
+                             "str.")
         texts = list(inputs)
         bad = [i for i, text in enumerate(texts) if not isinstance(text, str)]
         if bad:

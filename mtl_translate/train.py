@@ -22,7 +22,7 @@ from datasets import Dataset
 from safetensors.torch import save_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
-from transformers import AutoTokenizer, get_scheduler
+from transformers import get_scheduler
 
 from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
                             complete_checkpoints, describe, injected_delay, recipe_changes, remove_unfinished_saves,
@@ -34,9 +34,9 @@ from .data.balancing import (LanguageBatchSampler, OneTargetRows, RowSampler, la
                              limit_rows_per_language, target_mask, temperature_row_weights)
 from .data.collator import MultiTargetCollator
 from .data.gettext import build_gettext_corpus, corpus_is_complete
-from .data.loading import language_coverage, load_multitarget_dataset, sample_rows
+from .data.loading import is_single_file, language_coverage, load_splits, sample_rows
 from .data.streaming import RowStream, StreamingRows
-from .encoders import resolve_encoder
+from .encoders import encoder_error, load_encoder_tokenizer, resolve_encoder
 from .evaluation import PER_LANGUAGE, bleu_metric, evaluate_translator, format_results, summarize
 from .hub import push_to_hub, save_model_card
 from .languages import add_language, train_only
@@ -45,6 +45,7 @@ from .modeling_mtl import MTLTranslationModel
 from .objective import StepObjective
 from .optimization import (APPLIED_ON_RESUME, UNSIZED_SCHEDULES, identity_plan, parameter_groups, planned_schedule,
                            replan, schedule_shape, set_rates, settings_on_resume)
+from .outputs import TRACKER_PROJECT, refuse_output_over_input
 from .placeholders import mask_rows, unknown_mask_tokens
 from .preemption import EXIT_CODE, SigtermFlag
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
@@ -58,6 +59,12 @@ def trained_languages(recipe: Recipe) -> list[str]:
     return list(recipe.training.train_languages or recipe.data.target_langs)
 
 
+def evaluation_max_new_tokens(recipe: Recipe, translator: Translator) -> int:
+    """What validation and the final test decode at most: `eval_max_new_tokens` within the model's positions, as
+    transformers' `generation_max_length` (run_translation.py) caps evaluate and predict alike."""
+    return min(recipe.training.eval_max_new_tokens, translator.model.config.max_target_positions)
+
+
 def load_data(recipe: Recipe, accelerator: Accelerator):
     data, langs = recipe.data, trained_languages(recipe)
     with accelerator.main_process_first():
@@ -69,11 +76,13 @@ def load_data(recipe: Recipe, accelerator: Accelerator):
             )
             accelerator.print(f"built gettext corpus in {data.dataset_name}: {stats['rows']}")
     wanted = [s for s in (data.train_split, data.validation_split, data.test_split) if s]
-    splits = {
-        name: load_multitarget_dataset(data.dataset_name, data.source_lang, langs, split=name,
-                                       dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
-        for name in wanted if not (data.streaming and name == data.train_split)
-    }
+    splits = load_splits(data, langs, [name for name in wanted if not (data.streaming and name == data.train_split)],
+                         recipe.training.seed)
+    if is_single_file(data.dataset_name):
+        accelerator.print(f"{data.dataset_name} is one file, without splits: "
+                          f"{', '.join(f'{len(rows)} rows {name}' for name, rows in splits.items())}, drawn with seed "
+                          f"{recipe.training.seed} (test_split_percentage {data.test_split_percentage:g}, "
+                          f"validation_split_percentage {data.validation_split_percentage:g})")
     evals = {name: sample_rows(splits[name], data.max_test_samples if name == data.test_split
                                else data.max_eval_samples, recipe.training.seed) for name in wanted[1:]}
     if data.streaming:  # read while it trains (data/streaming.py); evaluation splits are small: in memory
@@ -115,7 +124,7 @@ def build_tokenizer(recipe: Recipe, train, encoder_path: str, accelerator: Accel
     same data (a fresh run starts in an empty output_dir). A stream trains them on its first `tokenizer_train_rows`
     rows: SentencePiece holds its texts in memory (and samples 2M sentences of them anyway)."""
     out, langs, shared = recipe.training.output_dir, recipe.data.target_langs, recipe.model.shared_vocabularies
-    source = init.tokenizer.source if init else AutoTokenizer.from_pretrained(encoder_path)
+    source = init.tokenizer.source if init else load_encoder_tokenizer(encoder_path, recipe.model.encoder_name_or_path)
     targets = {lang: init.tokenizer.targets[lang] for lang in langs if init and lang in init.tokenizer.targets}
     kept = [lang for group in shared for lang in group if lang in targets]
     if kept:
@@ -200,8 +209,7 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
             sluice_subspaces=m.sluice_subspaces, sluice_orthogonality_weight=m.sluice_orthogonality_weight,
         )
     except OSError as err:  # transformers' "not a valid model identifier" / missing files
-        raise ValueError(f"encoder_name_or_path={encoder_name!r} could not be loaded: {err}. Give a local folder with "
-                         "config.json and weights, or a Hub model id (needs the network or the HF cache).") from None
+        raise encoder_error(encoder_name, err) from None
     model.config.encoder_name_or_path = encoder_name
     model.config.protect_placeholders = protect  # the Translator masks and restores (placeholders.py)
     model.config.encoder._name_or_path = encoder_name  # not the local copy a package ships (no local paths saved)
@@ -218,10 +226,12 @@ def continue_model(recipe: Recipe, model: MTLTranslationModel, tokenizer: MTLTok
 
 
 def prepare_model(recipe: Recipe, model: MTLTranslationModel) -> MTLTranslationModel:
-    """Generation defaults and limits of this recipe; what trains (encoder layers, `train_languages`)."""
+    """Generation defaults and limits of this recipe; what trains (encoder layers, `train_languages`). The saved
+    `max_new_tokens` is the longest target the model was trained for: `eval_max_new_tokens` only speeds up this
+    run's evaluations (`evaluation_max_new_tokens`), it must not cut every later translation."""
     m, t = recipe.model, recipe.training
     model.config.max_source_length = m.max_source_length  # inference truncates (with a warning) where training did
-    model.generation_config.max_new_tokens = t.eval_max_new_tokens
+    model.generation_config.max_new_tokens = model.config.max_target_positions
     model.generation_config.num_beams = t.num_beams
     model.generation_config.no_repeat_ngram_size = t.no_repeat_ngram_size
     model.generation_config.repetition_penalty = t.repetition_penalty
@@ -392,7 +402,8 @@ class Trainer:
         results = evaluate_translator(translator, self.evals[self.recipe.data.validation_split],
                                       self.recipe.data.source_lang, trained_languages(self.recipe),
                                       batch_size=t.per_device_eval_batch_size, accelerator=acc,
-                                      bleu_tokenize=t.bleu_tokenize)
+                                      bleu_tokenize=t.bleu_tokenize,
+                                      max_new_tokens=evaluation_max_new_tokens(self.recipe, translator))
         step = self.state["step"]
         self.state["history"].append({"step": step, "validation": results})
         acc.log({"eval/mean_bleu": results["mean_bleu"], "eval/mean_chrf": results["mean_chrf"],
@@ -594,6 +605,14 @@ def carry_over_scores(results: dict, init_model: str | None) -> dict:
     return summarize(results)
 
 
+def held_out(recipe: Recipe) -> dict:
+    """How the test rows of a single-file dataset were drawn (data/loading.load_splits), for eval_results.json and
+    the model card: {} for data with splits."""
+    if not is_single_file(recipe.data.dataset_name):
+        return {}
+    return {"held_out": {"test_split_percentage": recipe.data.test_split_percentage, "seed": recipe.training.seed}}
+
+
 def start_accelerator(recipe: Recipe) -> Accelerator:
     """One process group for every launcher (launch.py), then an output_dir that holds only this run."""
     t = recipe.training
@@ -605,6 +624,10 @@ def start_accelerator(recipe: Recipe) -> Accelerator:
                          InitProcessGroupKwargs(timeout=timedelta(seconds=t.ddp_timeout))],  # a hang becomes an error
     )
     check_process_group(accelerator)
+    reads = {"dataset_name": recipe.data.dataset_name, "init_model": recipe.model.init_model,
+             "encoder_name_or_path": recipe.model.encoder_name_or_path}
+    refuse_output_over_input(t.output_dir, reads, "output_dir", "Keep what a run reads outside its output_dir (the "
+                             "run writes there, and overwrite_output_dir clears it)")
     clear = check_output_dir(t.output_dir, resume=bool(t.resume_from_checkpoint), overwrite=t.overwrite_output_dir)
     accelerator.wait_for_everyone()  # every process has checked before the main one writes
     if accelerator.is_main_process:
@@ -653,7 +676,7 @@ def train_and_test(recipe: Recipe) -> dict:
     else:
         model, optimizer, loader, scheduler = accelerator.prepare(model, optimizer, loader, scheduler)
     if t.report_to:
-        accelerator.init_trackers("mtl-translate", config={k: str(v) for k, v in recipe.to_dict().items()})
+        accelerator.init_trackers(TRACKER_PROJECT, config={k: str(v) for k, v in recipe.to_dict().items()})
     trainer = Trainer(recipe, accelerator, model, tokenizer, optimizer, scheduler, loader, evals)
     if checkpoint is not None:
         trainer.resume(checkpoint)
@@ -674,8 +697,9 @@ def train_and_test(recipe: Recipe) -> dict:
         best = Translator.from_pretrained(t.output_dir, device=str(accelerator.device))
         results = {**evaluate_translator(best, evals[data.test_split], data.source_lang, trained_languages(recipe),
                                          batch_size=t.per_device_eval_batch_size, accelerator=accelerator,
-                                         bleu_tokenize=t.bleu_tokenize),
-                   "split": data.test_split, "dataset": data.dataset_name, **results}
+                                         bleu_tokenize=t.bleu_tokenize,
+                                         max_new_tokens=evaluation_max_new_tokens(recipe, best)),
+                   "split": data.test_split, "dataset": data.dataset_name, **held_out(recipe), **results}
         results = carry_over_scores(results, recipe.model.init_model)
         accelerator.print(f"\ntest ({data.test_split}) of the best model (step {results['best_step']})\n"
                           f"{format_results(results)}")

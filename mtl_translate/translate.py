@@ -25,15 +25,21 @@ class Translator:
     config; folders saved before it was get 128. Longer inputs are truncated with a warning that counts them."""
 
     def __init__(self, model: MTLTranslationModel, tokenizer: MTLTokenizer, max_source_length: int | None = None):
+        if max_source_length is not None and (isinstance(max_source_length, bool) or not isinstance(
+                max_source_length, int) or max_source_length < 1):
+            raise ValueError(f"max_source_length must be an integer >= 1 (source tokens kept per text), got "
+                             f"{max_source_length!r}.")
         self.model, self.tokenizer = model.eval(), tokenizer
         model.record_byte_pieces(tokenizer.targets)  # decoding keeps byte pieces valid UTF-8; saved with the model
         self.max_source_length = max_source_length or getattr(model.config, "max_source_length", None) or 128
 
     @classmethod
-    def from_pretrained(cls, name_or_path: str, device: str | None = None, **kwargs) -> "Translator":
+    def from_pretrained(cls, name_or_path: str, device: str | None = None, max_source_length: int | None = None,
+                        **kwargs) -> "Translator":
         """A model folder or Hub repo id. A folder is checked before anything loads: a missing file, a damaged one or
         parts that do not fit together are errors naming the path and the file. Weights load from safetensors only
-        (a pickle file can run code when loaded), and no code from the folder runs (our classes, no remote code)."""
+        (a pickle file can run code when loaded), and no code from the folder runs (our classes, no remote code).
+        `max_source_length` as in the constructor; the other keyword arguments go to the Hub download."""
         folder = local_folder(name_or_path)
         name_or_path = folder or name_or_path  # "~/model" expanded
         config = load_config(name_or_path, **kwargs)
@@ -51,15 +57,16 @@ class Translator:
             raise ValueError(f"{name_or_path}: model.safetensors lacks {len(missing)} weights that config.json needs "
                              f"(e.g. {missing[:3]}); the weights belong to another model.")
         device = device or ("cuda" if torch.cuda.is_available() else "cpu")
-        return cls(model.to(device), tokenizer)
+        return cls(model.to(device), tokenizer, max_source_length)
 
     def save_pretrained(self, save_directory: str, **kwargs) -> None:
         """One folder: config.json, model.safetensors, generation_config.json, tokenizers/{source,<lang>}/."""
         self.model.save_pretrained(save_directory, **kwargs)
         self.tokenizer.save_pretrained(save_directory)
 
-    def check_languages(self, langs: Sequence[str] | None) -> list[str]:
-        return self.model.check_languages(langs)
+    def check_languages(self, langs: str | Sequence[str] | None) -> list[str]:
+        """`langs` as a list of the model's languages (None: all); a str is one language ("de"), not its letters."""
+        return self.model.check_languages([langs] if isinstance(langs, str) else langs)
 
     def check_request(self, langs: Sequence[str] | None, batch_size: int, generation: dict) -> list[str]:
         """Languages, batch size and generation settings are checked once per call, before any work (a stream
@@ -89,13 +96,16 @@ class Translator:
         self.warn_truncated(truncated, len(texts))
         return out
 
-    def translate_counting(self, texts, langs, *, batch_size, rows, show_progress, **generation) -> tuple[dict, int]:
+    def translate_counting(self, texts, langs=None, *, batch_size=32, rows=None, show_progress=False,
+                           **generation) -> tuple[dict, int]:
         """`translate`, plus how many texts were truncated (the caller warns, once per call or per stream).
 
         A text with several lines, or longer than `max_source_length`, is translated piece by piece
         (segmentation.py): each line keeps its indentation and line break, and a long line is cut at sentence ends
         and option items; only a piece that cannot be cut further is truncated."""
         langs = self.check_request(langs, batch_size, generation)
+        if isinstance(texts, str):  # would be translated letter by letter
+            raise ValueError("texts is one str; pass a list of str (one text: [text]).")
         bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
         if bad is not None:
             raise ValueError(f"texts[{bad}] is {type(texts[bad]).__name__}, not a string.")

@@ -49,8 +49,8 @@ def test_one_request_is_one_translate_call_for_the_selected_languages(tiny_model
     translator = Translator(tiny_model, tokenizer)
     expected = translator.translate([TEXT], ["de", "es"], num_beams=2)
     calls = []
-    real = translator.translate
-    monkeypatch.setattr(translator, "translate", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
+    real = translator.translate_counting  # translate, and how many parts were truncated (said on the page)
+    monkeypatch.setattr(translator, "translate_counting", lambda *a, **k: calls.append((a, k)) or real(*a, **k))
     texts, latency = translate_request(translator, TEXT, ["es", "de"], 2.0)  # a slider gives a float
     assert calls == [(([TEXT], ["de", "es"]), {"num_beams": 2})]
     assert texts == {"de": expected["de"][0], "fr": "", "es": expected["es"][0]}

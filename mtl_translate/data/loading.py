@@ -13,6 +13,7 @@ skipped by the loader, so the row index is not the line), the row number otherwi
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import logging
@@ -68,6 +69,53 @@ def load_multitarget_dataset(
     for name, (ds, where, path) in _load_raw(dataset_name, split, dataset_config).items():
         out[name] = _normalise(ds, where, path, langs, mapping)
     return out[split] if split is not None else datasets.DatasetDict(out)
+
+
+def load_splits(data, langs: Sequence[str], names: Sequence[str], seed: int) -> dict[str, datasets.Dataset]:
+    """The splits `names` of a recipe's data (`data`: its DataArguments). A single file has no splits, and using it
+    whole as train, validation and test would report test scores measured on training rows. So, like transformers'
+    examples with `validation_split_percentage`, a seeded share of its rows is held out: `held_out_split` puts
+    `test_split_percentage` % of its source texts in the test split, `validation_split_percentage` % in the
+    validation split, the rest in the train split. A row's split depends on its source text and the seed only:
+    every copy of a sentence lands in the same split, and runs that read other languages of the file (`compare`'s
+    single-task models) hold out the same rows."""
+    kwargs = dict(dataset_config=data.dataset_config, column_mapping=data.column_mapping or None)
+    if not is_single_file(data.dataset_name):
+        return {name: load_multitarget_dataset(data.dataset_name, data.source_lang, langs, split=name, **kwargs)
+                for name in names}
+    if data.streaming:  # `names` are the splits held out of the streamed train split
+        if names:
+            raise ValueError(f"dataset_name {data.dataset_name} is one file: its {' and '.join(names)} rows would be "
+                             "held out of it, which a stream cannot do. Split it into train/validation/test files in "
+                             "a folder, set validation_split and test_split to null, or set streaming: false.")
+        return {}
+    rows = load_multitarget_dataset(data.dataset_name, data.source_lang, langs, split="train", **kwargs)
+    shares = {data.test_split: data.test_split_percentage, data.validation_split: data.validation_split_percentage}
+    chosen = [held_out_split(row[data.source_lang], seed, shares) or data.train_split for row in rows["translation"]]
+    parts = {name: rows.select([i for i, split in enumerate(chosen) if split == name]) for name in names}
+    empty = [name for name, part in parts.items() if not len(part)]
+    if empty:
+        raise ValueError(f"dataset_name {data.dataset_name} is one file of {len(rows)} rows, and the seeded share of "
+                         f"it for {', '.join(empty)} drew no row: raise test_split_percentage / "
+                         "validation_split_percentage, or give a folder of train/validation/test files.")
+    return parts
+
+
+def held_out_split(source: str, seed: int, shares: Mapping[str | None, float]) -> str | None:
+    """The split ({name: percent}, in order; a None name holds out nothing) a source text falls in, from a seeded
+    hash of it: uniform in [0, 100), stable across runs, machines and row orders; None for the rest."""
+    digest = hashlib.sha256(f"{seed}\0{source}".encode()).digest()
+    point, bound = int.from_bytes(digest[:8], "big") / 2**64 * 100, 0.0
+    for name, percent in shares.items():
+        bound += percent
+        if point < bound:
+            return name
+    return None
+
+
+def is_single_file(dataset_name: str) -> bool:
+    """A local file, as opposed to a folder of split files or a Hub dataset (which have splits)."""
+    return os.path.isfile(os.path.expanduser(dataset_name))
 
 
 def sample_rows(ds: datasets.Dataset, limit: int | None, seed: int) -> list[dict]:
