@@ -19,7 +19,8 @@ SCORES_FILE = "compare_scores.json"  # `compare` caches a run's scores on the co
 # checkpoints, the best model's temporary folder, and the trackers Accelerate points at output_dir (TensorBoard's
 # project folder, Aim's repository).
 RUN_FILES = {"model.safetensors", "model.safetensors.index.json", "generation_config.json", "recipe.yaml",
-             "trainer_state.json", "eval_results.json", "cross_stitch_alpha.png", "averaged_from.txt", SCORES_FILE}
+             "trainer_state.json", "eval_results.json", "cross_stitch_alpha.png", "sluice_alpha.png",  # mixing_card's
+             "averaged_from.txt", SCORES_FILE}
 RUN_FOLDERS = {"tokenizers", "plots", ".tmp-best", TRACKER_PROJECT, ".aim"}
 WEIGHT_SHARD = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 CHECKPOINT = re.compile(r"(\.tmp-)?step_\d+")  # checkpointing.py's names, finished or not

@@ -151,6 +151,14 @@ def test_every_entry_a_run_writes_is_recognised_as_ours(trained_and_pushed):
     assert foreign_entries(out) == []
 
 
+def test_the_mixing_heatmaps_of_the_model_card_are_a_runs_files(tmp_path):
+    from mtl_translate.mixing_card import CROSS_STITCH_PNG, SLUICE_PNG
+
+    for name in (CROSS_STITCH_PNG, SLUICE_PNG):
+        (tmp_path / name).write_bytes(b"\x89PNG")
+    assert foreign_entries(tmp_path) == []
+
+
 def test_overwrite_output_dir_refuses_a_folder_holding_anything_a_run_does_not_write(corpus_dir, tiny_encoder_dir,
                                                                                      tmp_path):
     out = tmp_path / "out"
