@@ -4,39 +4,26 @@ recipe and a short training run, and α on the model card."""
 
 import pytest
 import torch
-import yaml
-from safetensors.torch import load_file
-from transformers import AutoModel, BertModel, T5Config
+from transformers import T5Config
 
 from mtl_translate import MTLTranslationModel
 from mtl_translate.configs import load_recipe
 from mtl_translate.hub import build_model_card
-from mtl_translate.languages import add_language, remove_language, train_only
+from mtl_translate.languages import remove_language
 from mtl_translate.mixing_card import CROSS_STITCH_PNG
-from mtl_translate.train import run
 from mtl_translate.translate import Translator
 
-from .conftest import LANGS, corpus_rows, tiny_config, tiny_recipe
-from .test_sharing import batch_of, has_grad, three_layer_encoder
-
-TEXTS = ["Open file", "Quit", "Delete selected items"]
+from .conftest import LANGS, corpus_rows, tiny_config
+from .mixing_checks import (add_es, assert_same_gradients, check_es_trained_alone_keeps_the_others,
+                            check_freezing_applies_to_each_copy_and_the_units_train_unless_all_is_frozen,
+                            check_removing_the_newest_restores, check_save_load_and_translate_all, cloned_weights,
+                            encode_all, mixed_model, short_training_run, train_alone, with_a_pretrained_encoder)
+from .test_sharing import batch_of, has_grad
 
 
 def stitched(tokenizer, blocks=3, languages=LANGS, **kwargs):
     """A cross-stitch model over a `blocks`-block BERT whose copies were made to differ (as after training)."""
-    torch.manual_seed(0)
-    encoder = three_layer_encoder(tokenizer)
-    encoder.num_hidden_layers = blocks
-    model = MTLTranslationModel(tiny_config(tokenizer, encoder=encoder.to_dict(), sharing="cross_stitch",
-                                            languages=languages, **kwargs))
-    with torch.no_grad():
-        for p in model.encoders.parameters():
-            p.add_(0.05 * torch.randn_like(p))
-    return model.eval()
-
-
-def encode_all(model, batch):
-    return model.encode(batch["input_ids"], batch["attention_mask"], dict.fromkeys(model.config.languages, slice(None)))
+    return mixed_model(tokenizer, "cross_stitch", blocks, languages, **kwargs)
 
 
 def alone(model, lang, batch):
@@ -68,12 +55,8 @@ def test_alpha_mixes_the_copies_hidden_states(tokenizer):
 def test_equal_copies_start_as_the_pretrained_encoder(tokenizer):
     model = stitched(tokenizer)
     assert torch.allclose(model.sharing_mode.alpha(model)[:, 0], torch.tensor([0.9, 0.05, 0.05]))  # rows sum to 1
-    torch.manual_seed(1)
-    pretrained = BertModel(three_layer_encoder(tokenizer)).eval()
-    model.load_encoder_weights(pretrained)
-    batch = batch_of(tokenizer, corpus_rows()[:5])
-    expected = pretrained(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    for memory in encode_all(model, batch).values():
+    memories, expected = with_a_pretrained_encoder(model, tokenizer)
+    for memory in memories.values():
         torch.testing.assert_close(memory, expected)
 
 
@@ -88,37 +71,19 @@ def test_one_languages_loss_reaches_alpha_and_every_copy(tokenizer, checkpointin
     assert not has_grad(model.decoders["fr"])
     reference = stitched(tokenizer).train()
     reference(**batch_of(tokenizer, corpus_rows()[:4])).language_losses["de"].backward()
-    for p, q in zip(model.parameters(), reference.parameters()):
-        assert (p.grad is None) == (q.grad is None) and (p.grad is None or torch.allclose(p.grad, q.grad))
+    assert_same_gradients(model, reference)
 
 
 def test_freezing_applies_to_each_copy_and_alpha_trains_unless_all_is_frozen(tokenizer):
-    model = stitched(tokenizer)
-    model.freeze_encoder(1)
-    for copy_ in model.encoders.values():
-        assert [any(p.requires_grad for p in b.parameters()) for b in copy_.encoder.layer] == [False, False, True]
-    assert all(p.requires_grad for p in model.cross_stitch.parameters())
-    model.freeze_encoder(0)
-    assert not any(p.requires_grad for p in [*model.encoders.parameters(), *model.cross_stitch.parameters()])
+    check_freezing_applies_to_each_copy_and_the_units_train_unless_all_is_frozen(stitched(tokenizer))
 
 
 def test_save_load_translate_all_and_alpha_on_the_model_card(tokenizer, tmp_path):
     model = stitched(tokenizer)
     with torch.no_grad():
         model.cross_stitch["fr"].alpha[2, 0] = 0.25
-    translator = Translator(model, tokenizer)
-    translator.save_pretrained(tmp_path)
-    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    reloaded, card = check_save_load_and_translate_all(model, tokenizer, tmp_path)
     assert reloaded.config.sharing == "cross_stitch"
-    weights = reloaded.state_dict()
-    assert all(torch.equal(value, weights[name]) for name, value in model.state_dict().items())
-    batch = batch_of(tokenizer, corpus_rows()[:4])
-    a, b = encode_all(model, batch), encode_all(reloaded, batch)
-    assert all(torch.equal(a[lang], b[lang]) for lang in LANGS)
-    together = translator.translate(TEXTS, num_beams=2, max_new_tokens=6)
-    assert together == {lang: translator.translate(TEXTS, [lang], num_beams=2, max_new_tokens=6)[lang]
-                        for lang in LANGS}
-    card = str(build_model_card(tmp_path))
     assert "`cross_stitch` parameter sharing" in card and "## Cross-stitch units" in card
     assert "| 3 | fr | 0.250 | 0.900 | 0.050 |" in card  # block 3, fr's copy reads de with 0.25
     assert f"![cross-stitch α, one heatmap per encoder block]({CROSS_STITCH_PNG})" in card
@@ -138,38 +103,16 @@ def test_the_card_shows_alpha_without_matplotlib(tokenizer, tmp_path, monkeypatc
 
 def test_an_added_language_trained_alone_leaves_the_older_ones_bit_for_bit(tokenizer):
     model = stitched(tokenizer, languages=["de", "fr"])
-    before = {name: value.clone() for name, value in model.state_dict().items()}
-    batch = batch_of(tokenizer, corpus_rows()[:6])
-    old_memory, old_alpha = encode_all(model, batch), model.sharing_mode.alpha(model).detach().clone()
-    add_language(model, "es", len(tokenizer["es"]))
-    after = {name: value.clone() for name, value in model.state_dict().items()}
-    assert {".".join(name.split(".")[:2]) for name in set(after) - set(before)} == {
-        "encoders.es", "cross_stitch.es", "decoders.es"}
-    assert all(torch.equal(after[name], value) for name, value in before.items() if "cross_stitch" not in name)
+    assert all(name.endswith(".alpha") for name in model.state_dict() if "cross_stitch" in name)  # α only
+    before, after, batch, old_memory, old_alpha = add_es(model, tokenizer)  # no other weight changes
     alpha = model.sharing_mode.alpha(model)  # (3 blocks, 3, 3)
     assert torch.equal(alpha[:, :2, :2], old_alpha)  # the older rows keep their entries
     assert torch.equal(alpha[:, :2, 2], torch.zeros(3, 2))  # and do not read the new copy
     assert torch.allclose(alpha[:, 2], torch.tensor([0.05, 0.05, 0.9]))  # the new row as at the start
 
-    model.train()
-    model.freeze_encoder(None)
-    train_only(model, ["es"])
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        model(**batch_of(tokenizer, corpus_rows()[:6], ["es"])).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.eval()
-    new_memory = encode_all(model, batch)
-    assert all(torch.equal(new_memory[lang], old_memory[lang]) for lang in ["de", "fr"])
-    trained = model.state_dict()
+    _, trained = check_es_trained_alone_keeps_the_others(model, tokenizer, after, batch, old_memory)
     assert not torch.equal(trained["cross_stitch.es.alpha"], after["cross_stitch.es.alpha"])
-    owned = ("encoders.es.", "cross_stitch.es.", "decoders.es.")
-    assert all(torch.equal(trained[name], value) for name, value in after.items() if not name.startswith(owned))
-
-    remove_language(model, "es")  # the newest language: nobody reads its copy, so removing it restores the model
-    assert model.state_dict().keys() == before.keys()
-    assert all(torch.equal(model.state_dict()[name], value) for name, value in before.items())
+    check_removing_the_newest_restores(model, before)
 
 
 def test_retraining_a_language_others_read_leaves_them_bit_identical(tokenizer):
@@ -177,16 +120,8 @@ def test_retraining_a_language_others_read_leaves_them_bit_identical(tokenizer):
     model = stitched(tokenizer)
     batch = batch_of(tokenizer, corpus_rows()[:6])
     old_memory = encode_all(model, batch)
-    before = {name: value.clone() for name, value in model.state_dict().items()}
-    model.train()
-    model.freeze_encoder(None)
-    assert train_only(model, ["de"]) == ["decoders.de."]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        model(**batch_of(tokenizer, corpus_rows()[:6], ["de"])).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    model.eval()
+    before = cloned_weights(model)
+    assert train_alone(model, tokenizer, "de") == ["decoders.de."]
     new_memory = encode_all(model, batch)
     assert all(torch.equal(new_memory[lang], old_memory[lang]) for lang in ["fr", "es"])
     after = model.state_dict()
@@ -220,12 +155,7 @@ def test_an_encoder_that_normalises_after_its_stack_is_refused(tokenizer):
 def test_the_recipe_and_a_short_training_run_learn_alpha(corpus_dir, tiny_encoder_dir, tmp_path):
     recipe = load_recipe("recipes/quickstart/config_cross_stitch.yaml").model
     assert (recipe.sharing, recipe.cross_stitch_init, recipe.trainable_encoder_layers) == ("cross_stitch", 0.9, 2)
-    out = tmp_path / "run"
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(tiny_recipe(corpus_dir, tiny_encoder_dir, out, sharing="cross_stitch",
-                                               trainable_encoder_layers=1, max_steps=3, eval_steps=3, save_steps=3)))
-    run(load_recipe(str(path)))
-    weights = load_file(out / "model.safetensors")
+    weights, out = short_training_run(corpus_dir, tiny_encoder_dir, tmp_path, "cross_stitch")
     for i, lang in enumerate(LANGS):
         start = torch.full((2, 3), 0.05).index_fill_(1, torch.tensor(i), 0.9)  # 2 blocks, 3 languages
         assert not torch.allclose(weights[f"cross_stitch.{lang}.alpha"], start)  # α learned

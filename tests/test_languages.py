@@ -44,6 +44,33 @@ def assert_kept(old_folder, new_folder, langs) -> None:
     assert ids(old_folder, langs) == ids(new_folder, langs)
 
 
+def mixing_base_and_added(corpus_dir, tiny_encoder_dir, tmp_path, sharing) -> tuple:
+    """A de, fr model with `sharing` (cross-stitch or sluice) trained 4 steps, and es added to it and trained 3 steps:
+    (its folder, the added one's, their weights)."""
+    base, added = tmp_path / "base", tmp_path / "added"
+    run(load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, base, target_langs=["de", "fr"], sharing=sharing,
+                                     trainable_encoder_layers=1, max_steps=4, eval_steps=4, save_steps=4)))
+    add_language_to_folder(str(base), "es", str(corpus_dir), str(added),
+                           ["--max_steps", "3", "--eval_steps", "3", "--save_steps", "3"])
+    return base, added, load_file(base / "model.safetensors"), load_file(added / "model.safetensors")
+
+
+def remove_refuse_and_retrain(old, added, tmp_path) -> dict:
+    """Removing the added es gives the base weights `old` back bit for bit; removing fr, whose copy de and es read, is
+    refused; retraining de alone keeps fr and es bit for bit. Returns the retrained weights."""
+    removed = remove_language_from_folder(str(added), "es", str(tmp_path / "removed"))
+    back = load_file(removed / "model.safetensors")
+    assert back.keys() == old.keys() and all(torch.equal(value, back[k]) for k, value in old.items())
+    with pytest.raises(ValueError, match=r"cannot remove 'fr': \['de', 'es'\] read its encoder copy"):
+        remove_language_from_folder(str(added), "fr", str(tmp_path / "refused"))
+    recipe = yaml.safe_load((added / "recipe.yaml").read_text())
+    recipe.update(init_model=str(added), train_languages=["de"], output_dir=str(tmp_path / "retrained"), max_steps=2,
+                  eval_steps=2, save_steps=2, resume_from_checkpoint=None)
+    run(load_recipe(base=recipe))
+    assert_kept(added, tmp_path / "retrained", ["fr", "es"])  # for sluice, de's α rows included: not its own
+    return load_file(tmp_path / "retrained/model.safetensors")
+
+
 @pytest.fixture(scope="module", params=list(MODES))
 def base(request, corpus_dir, tiny_encoder_dir, tmp_path_factory):
     keys, add_keys = MODES[request.param]
@@ -120,27 +147,11 @@ def test_cross_stitch_add_remove_and_retrain_one_keep_the_others(corpus_dir, tin
     language keeps their ids, and removing it again gives the model back bit for bit. A language whose copy others
     read owns only its head (its α row sets what its copy passes on): retraining it alone keeps the others bit for bit
     and its row as it was; removing it is refused."""
-    base, added = tmp_path / "base", tmp_path / "added"
-    run(load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, base, target_langs=["de", "fr"],
-                                     sharing="cross_stitch", trainable_encoder_layers=1, max_steps=4, eval_steps=4,
-                                     save_steps=4)))
-    add_language_to_folder(str(base), "es", str(corpus_dir), str(added),
-                           ["--max_steps", "3", "--eval_steps", "3", "--save_steps", "3"])
-    old, new = load_file(base / "model.safetensors"), load_file(added / "model.safetensors")
+    base, added, old, new = mixing_base_and_added(corpus_dir, tiny_encoder_dir, tmp_path, "cross_stitch")
     assert all(torch.equal(value, new[k][..., :value.shape[-1]]) for k, value in old.items())  # α rows: + a 0 column
     assert ids(base, ["de", "fr"]) == ids(added, ["de", "fr"])
-    removed = remove_language_from_folder(str(added), "es", str(tmp_path / "removed"))
-    back = load_file(removed / "model.safetensors")
-    assert back.keys() == old.keys() and all(torch.equal(value, back[k]) for k, value in old.items())
-    with pytest.raises(ValueError, match=r"cannot remove 'fr': \['de', 'es'\] read its encoder copy"):
-        remove_language_from_folder(str(added), "fr", str(tmp_path / "refused"))
-    recipe = yaml.safe_load((added / "recipe.yaml").read_text())
-    recipe.update(init_model=str(added), train_languages=["de"], output_dir=str(tmp_path / "retrained"), max_steps=2,
-                  eval_steps=2, save_steps=2, resume_from_checkpoint=None)
-    run(load_recipe(base=recipe))
-    assert_kept(added, tmp_path / "retrained", ["fr", "es"])
-    assert torch.equal(new["cross_stitch.de.alpha"], load_file(tmp_path / "retrained/model.safetensors")[
-        "cross_stitch.de.alpha"])  # de's row is read through its copy: frozen
+    retrained = remove_refuse_and_retrain(old, added, tmp_path)
+    assert torch.equal(new["cross_stitch.de.alpha"], retrained["cross_stitch.de.alpha"])  # read via its copy: frozen
 
 
 @pytest.mark.slow
@@ -148,26 +159,11 @@ def test_sluice_add_remove_and_retrain_one_keep_the_others(corpus_dir, tiny_enco
     """As cross-stitch, older rows read an added copy with weight 0: adding a language keeps the older ids, removing
     it gives the model back bit for bit. A language whose copy others read owns only its β (and head): its α rows also
     set what its copy passes on, so retraining it alone trains β and keeps every other language bit for bit."""
-    base, added = tmp_path / "base", tmp_path / "added"
-    run(load_recipe(base=tiny_recipe(corpus_dir, tiny_encoder_dir, base, target_langs=["de", "fr"], sharing="sluice",
-                                     trainable_encoder_layers=1, max_steps=4, eval_steps=4, save_steps=4)))
-    add_language_to_folder(str(base), "es", str(corpus_dir), str(added),
-                           ["--max_steps", "3", "--eval_steps", "3", "--save_steps", "3"])
-    old, new = load_file(base / "model.safetensors"), load_file(added / "model.safetensors")
+    base, added, old, new = mixing_base_and_added(corpus_dir, tiny_encoder_dir, tmp_path, "sluice")
     for k, value in old.items():  # α rows (blocks, K, N, K): + a 0 copy
         assert torch.equal(value, new[k][:, :, :2] if k.endswith(".alpha") else new[k])
         assert not k.endswith(".alpha") or not new[k][:, :, 2].any()
     assert ids(base, ["de", "fr"]) == ids(added, ["de", "fr"])
-    removed = remove_language_from_folder(str(added), "es", str(tmp_path / "removed"))
-    back = load_file(removed / "model.safetensors")
-    assert back.keys() == old.keys() and all(torch.equal(value, back[k]) for k, value in old.items())
-    with pytest.raises(ValueError, match=r"cannot remove 'fr': \['de', 'es'\] read its encoder copy"):
-        remove_language_from_folder(str(added), "fr", str(tmp_path / "refused"))
-    recipe = yaml.safe_load((added / "recipe.yaml").read_text())
-    recipe.update(init_model=str(added), train_languages=["de"], output_dir=str(tmp_path / "retrained"), max_steps=2,
-                  eval_steps=2, save_steps=2, resume_from_checkpoint=None)
-    run(load_recipe(base=recipe))
-    assert_kept(added, tmp_path / "retrained", ["fr", "es"])  # de's α rows included: not its own
-    retrained = load_file(tmp_path / "retrained/model.safetensors")
+    retrained = remove_refuse_and_retrain(old, added, tmp_path)  # de's α rows kept too: not its own
     assert torch.equal(new["sluice.de.alpha"], retrained["sluice.de.alpha"])
     assert not torch.equal(new["sluice.de.beta"], retrained["sluice.de.beta"])  # de's β trained

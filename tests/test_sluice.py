@@ -7,40 +7,26 @@ from itertools import combinations
 
 import pytest
 import torch
-import yaml
-from safetensors.torch import load_file
-from transformers import AutoModel, BertModel
 
-from mtl_translate import MTLTranslationModel
 from mtl_translate.configs import load_recipe
 from mtl_translate.data.collator import MultiTargetCollator
-from mtl_translate.hub import build_model_card
-from mtl_translate.languages import add_language, remove_language, train_only
+from mtl_translate.languages import remove_language
 from mtl_translate.mixing_card import SLUICE_PNG
 from mtl_translate.sharing.sluice import identity_row
-from mtl_translate.train import run
-from mtl_translate.translate import Translator
 
-from .conftest import LANGS, corpus_rows, tiny_config, tiny_recipe
+from .conftest import LANGS, corpus_rows
+from .mixing_checks import (add_es, assert_same_gradients, check_es_trained_alone_keeps_the_others,
+                            check_freezing_applies_to_each_copy_and_the_units_train_unless_all_is_frozen,
+                            check_removing_the_newest_restores, check_save_load_and_translate_all, encode_all,
+                            mixed_model, short_training_run, train_alone, with_a_pretrained_encoder)
 from .test_objective import gradients, relative_gap, sparse_rows, split
-from .test_sharing import batch_of, has_grad, three_layer_encoder
-
-TEXTS = ["Open file", "Quit", "Delete selected items"]
+from .test_sharing import batch_of, has_grad
 
 
 def sluiced(tokenizer, blocks=3, languages=LANGS, diverged=True, **kwargs):
     """A sluice model over a `blocks`-block BERT (E = 48), its copies made to differ (as after training) unless not
     `diverged`."""
-    torch.manual_seed(0)
-    encoder = three_layer_encoder(tokenizer)
-    encoder.num_hidden_layers = blocks
-    model = MTLTranslationModel(tiny_config(tokenizer, encoder=encoder.to_dict(), sharing="sluice",
-                                            languages=languages, **kwargs))
-    if diverged:
-        with torch.no_grad():
-            for p in model.encoders.parameters():
-                p.add_(0.05 * torch.randn_like(p))
-    return model.eval()
+    return mixed_model(tokenizer, "sluice", blocks, languages, diverged, **kwargs)
 
 
 def randomise(model, *names):
@@ -48,10 +34,6 @@ def randomise(model, *names):
         for row in model.sluice.values():
             for name in names:
                 row[name].copy_(torch.rand_like(row[name]))
-
-
-def encode_all(model, batch):
-    return model.encode(batch["input_ids"], batch["attention_mask"], dict.fromkeys(model.config.languages, slice(None)))
 
 
 def block_outputs(model, lang, batch) -> tuple:
@@ -67,12 +49,8 @@ def test_alpha_identity_and_beta_on_the_last_block_start_each_copy_as_the_pretra
     assert alpha.shape == (3, 3, 2, 3, 2) and beta.shape == (3, 3)  # (blocks, N, K, N, K), (N, blocks)
     assert torch.equal(alpha.reshape(3, 6, 6), torch.eye(6).expand(3, 6, 6))
     assert torch.equal(beta, torch.tensor([[0.0, 0.0, 1.0]] * 3))
-    torch.manual_seed(1)
-    pretrained = BertModel(three_layer_encoder(tokenizer)).eval()
-    model.load_encoder_weights(pretrained)
-    batch = batch_of(tokenizer, corpus_rows()[:5])  # padded rows
-    expected = pretrained(input_ids=batch["input_ids"], attention_mask=batch["attention_mask"]).last_hidden_state
-    for memory in encode_all(model, batch).values():
+    memories, expected = with_a_pretrained_encoder(model, tokenizer)  # on padded rows
+    for memory in memories.values():
         assert torch.equal(memory, expected)  # bit for bit: 1·h + 0·(the rest), summed term by term
 
 
@@ -152,18 +130,11 @@ def test_at_the_identity_a_languages_loss_reaches_its_rows_beta_and_copy_only_an
     checkpointed.load_state_dict(model.state_dict())
     checkpointed.activation_checkpointing_enable()
     checkpointed(**batch_of(tokenizer, corpus_rows()[:4])).loss.backward()
-    for p, q in zip(model.parameters(), checkpointed.parameters()):
-        assert (p.grad is None) == (q.grad is None) and (p.grad is None or torch.allclose(p.grad, q.grad))
+    assert_same_gradients(model, checkpointed)
 
 
 def test_freezing_applies_to_each_copy_and_alpha_and_beta_train_unless_all_is_frozen(tokenizer):
-    model = sluiced(tokenizer)
-    model.freeze_encoder(1)
-    for copy_ in model.encoders.values():
-        assert [any(p.requires_grad for p in b.parameters()) for b in copy_.encoder.layer] == [False, False, True]
-    assert all(p.requires_grad for p in model.sluice.parameters())
-    model.freeze_encoder(0)
-    assert not any(p.requires_grad for p in [*model.encoders.parameters(), *model.sluice.parameters()])
+    check_freezing_applies_to_each_copy_and_the_units_train_unless_all_is_frozen(sluiced(tokenizer))
 
 
 def test_save_load_translate_all_and_alpha_and_beta_on_the_model_card(tokenizer, tmp_path):
@@ -171,19 +142,8 @@ def test_save_load_translate_all_and_alpha_and_beta_on_the_model_card(tokenizer,
     with torch.no_grad():
         model.sluice["fr"].alpha[1, 0, 0, 1] = 0.25  # block 2: fr's first half reads de's second half
         model.sluice["es"].beta.copy_(torch.tensor([0.4, 0.6]))
-    translator = Translator(model, tokenizer)
-    translator.save_pretrained(tmp_path)
-    reloaded = AutoModel.from_pretrained(tmp_path).eval()
+    reloaded, card = check_save_load_and_translate_all(model, tokenizer, tmp_path)
     assert reloaded.config.sharing == "sluice" and reloaded.config.sluice_subspaces == 2
-    weights = reloaded.state_dict()
-    assert all(torch.equal(value, weights[name]) for name, value in model.state_dict().items())
-    batch = batch_of(tokenizer, corpus_rows()[:4])
-    a, b = encode_all(model, batch), encode_all(reloaded, batch)
-    assert all(torch.equal(a[lang], b[lang]) for lang in LANGS)
-    together = translator.translate(TEXTS, num_beams=2, max_new_tokens=6)
-    assert together == {lang: translator.translate(TEXTS, [lang], num_beams=2, max_new_tokens=6)[lang]
-                        for lang in LANGS}
-    card = str(build_model_card(tmp_path))
     assert "`sluice` parameter sharing" in card and "## Sluice units" in card
     assert "| head of | block 1 | block 2 |" in card and "| es | 0.400 | 0.600 |" in card
     assert "| de | 0.000 | 1.000 |" in card
@@ -195,14 +155,7 @@ def test_save_load_translate_all_and_alpha_and_beta_on_the_model_card(tokenizer,
 def test_an_added_language_trained_alone_leaves_the_older_ones_bit_for_bit(tokenizer):
     model = sluiced(tokenizer, languages=["de", "fr"])
     randomise(model, "alpha", "beta")  # the older languages read each other
-    before = {name: value.clone() for name, value in model.state_dict().items()}
-    batch = batch_of(tokenizer, corpus_rows()[:6])
-    old_memory, old_alpha = encode_all(model, batch), model.sharing_mode.alpha(model).detach().clone()
-    add_language(model, "es", len(tokenizer["es"]))
-    after = {name: value.clone() for name, value in model.state_dict().items()}
-    assert {".".join(name.split(".")[:2]) for name in set(after) - set(before)} == {
-        "encoders.es", "sluice.es", "decoders.es"}
-    assert all(torch.equal(after[name], value) for name, value in before.items() if not name.endswith(".alpha"))
+    before, after, batch, old_memory, old_alpha = add_es(model, tokenizer)  # no weight but α changes
     alpha = model.sharing_mode.alpha(model)  # (3 blocks, 3, 2, 3, 2)
     assert torch.equal(alpha[:, :2, :, :2], old_alpha)  # the older rows keep their entries
     assert torch.equal(alpha[:, :2, :, 2], torch.zeros(3, 2, 2, 2))  # and do not read the new copy
@@ -210,25 +163,10 @@ def test_an_added_language_trained_alone_leaves_the_older_ones_bit_for_bit(token
     assert torch.equal(model.sluice["es"].beta, torch.tensor([0.0, 0.0, 1.0]))
     assert torch.equal(encode_all(model, batch)["de"], old_memory["de"])
 
-    model.train()
-    model.freeze_encoder(None)
-    assert sorted(train_only(model, ["es"])) == ["decoders.es.", "encoders.es.", "sluice.es."]
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        model(**batch_of(tokenizer, corpus_rows()[:6], ["es"])).loss.backward()  # penalty included
-        optimizer.step()
-        optimizer.zero_grad()
-    model.eval()
-    new_memory = encode_all(model, batch)
-    assert all(torch.equal(new_memory[lang], old_memory[lang]) for lang in ["de", "fr"])
-    trained = model.state_dict()
+    trainable, trained = check_es_trained_alone_keeps_the_others(model, tokenizer, after, batch, old_memory)
+    assert sorted(trainable) == ["decoders.es.", "encoders.es.", "sluice.es."]
     assert not torch.equal(trained["sluice.es.alpha"][:, :, :2], after["sluice.es.alpha"][:, :, :2])  # es reads them
-    owned = ("encoders.es.", "sluice.es.", "decoders.es.")
-    assert all(torch.equal(trained[name], value) for name, value in after.items() if not name.startswith(owned))
-
-    remove_language(model, "es")  # the newest language: nobody reads its copy, so removing it restores the model
-    assert model.state_dict().keys() == before.keys()
-    assert all(torch.equal(model.state_dict()[name], value) for name, value in before.items())
+    check_removing_the_newest_restores(model, before)
 
 
 def test_a_language_others_read_owns_its_beta_only_and_trained_alone_leaves_the_others_bit_for_bit(tokenizer):
@@ -241,15 +179,8 @@ def test_a_language_others_read_owns_its_beta_only_and_trained_alone_leaves_the_
     assert model.sharing_mode.owned_prefixes(model, "de") == ["sluice.de.beta"]
     batch = batch_of(tokenizer, corpus_rows()[:6])
     before = encode_all(model, batch)
-    model.train()
-    model.freeze_encoder(None)
-    train_only(model, ["de"])
-    optimizer = torch.optim.AdamW([p for p in model.parameters() if p.requires_grad], lr=1e-2)
-    for _ in range(3):
-        model(**batch_of(tokenizer, corpus_rows()[:6], ["de"])).loss.backward()
-        optimizer.step()
-        optimizer.zero_grad()
-    after = encode_all(model.eval(), batch)
+    train_alone(model, tokenizer, "de")
+    after = encode_all(model, batch)
     assert not torch.equal(after["de"], before["de"])
     assert torch.equal(after["fr"], before["fr"]) and torch.equal(after["es"], before["es"])
     with torch.no_grad():
@@ -270,12 +201,7 @@ def test_the_recipe_and_a_short_training_run_learn_alpha_and_beta(corpus_dir, ti
     recipe = load_recipe("recipes/quickstart/config_sluice.yaml").model
     assert (recipe.sharing, recipe.sluice_subspaces, recipe.sluice_orthogonality_weight,
             recipe.trainable_encoder_layers) == ("sluice", 2, 1e-4, 2)
-    out = tmp_path / "run"
-    path = tmp_path / "recipe.yaml"
-    path.write_text(yaml.safe_dump(tiny_recipe(corpus_dir, tiny_encoder_dir, out, sharing="sluice",
-                                               trainable_encoder_layers=1, max_steps=3, eval_steps=3, save_steps=3)))
-    run(load_recipe(str(path)))
-    weights = load_file(out / "model.safetensors")
+    weights, out = short_training_run(corpus_dir, tiny_encoder_dir, tmp_path, "sluice")
     for i, lang in enumerate(LANGS):
         assert not torch.equal(weights[f"sluice.{lang}.alpha"], identity_row(i, 3, 2, 2))  # 2 blocks
         assert not torch.equal(weights[f"sluice.{lang}.beta"], torch.tensor([0.0, 1.0]))  # 2 blocks
