@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from .sharing import MODES
+from .weighting_methods import check_loss_weighting, missing_modules
 
 
 @dataclass
@@ -44,11 +45,20 @@ class ModelArguments:
     language_groups: dict[str, list[str]] = field(default_factory=dict)  # partial: {group: [langs]} above them
     cross_stitch_init: float = 0.9  # cross_stitch: initial α diagonal (a copy's weight on its own hidden states)
     adapter_size: int = 64  # adapters: bottleneck width of the per-language adapters
-    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
+    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm, or a torchjd aggregator: pcgrad | upgrad |
+    # dualproj | mgda | cagrad | nashmtl | fairgrad | alignedmtl | imtlg | config | graddrop | random | gradvac
     loss_weights: dict[str, float] = field(default_factory=dict)  # static: per language, default 1.0
     dwa_temperature: float = 2.0
     dwa_window: int = 50  # dwa: optimizer steps per loss-averaging window
     gradnorm_alpha: float = 1.5
+    cagrad_c: float = 0.5  # the aggregators' options (weighting_methods.AGGREGATOR_OPTIONS says what they do)
+    nashmtl_max_norm: float = 1.0
+    nashmtl_optim_niter: int = 20
+    fairgrad_alpha: float = 1.0
+    alignedmtl_scale_mode: str = "min"  # min | median | rmse
+    graddrop_leak: float = 0.0
+    gradvac_beta: float = 0.5
+    gradvac_eps: float = 1e-8
 
 
 @dataclass
@@ -130,6 +140,7 @@ AT_LEAST = {
     "max_source_length": 1, "max_target_length": 2,  # a target needs a token and EOS
     "trainable_encoder_layers": 0, "shared_layers": 0, "shared_decoder_layers": 0, "adapter_size": 1,
     "cross_stitch_init": 0, "soft_sharing_weight": 0, "dwa_window": 1, "gradnorm_alpha": 0,
+    "cagrad_c": 0, "nashmtl_max_norm": 0, "nashmtl_optim_niter": 1, "fairgrad_alpha": 0, "gradvac_eps": 0,
     "shuffle_buffer_size": 1, "tokenizer_train_rows": 1,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
@@ -140,6 +151,7 @@ AT_LEAST = {
 POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_grad_norm", "dwa_temperature",
             "language_temperature", "repetition_penalty")
 FRACTIONS = ("decoder_dropout", "label_smoothing")  # in [0, 1)
+CLOSED_FRACTIONS = ("cross_stitch_init", "graddrop_leak", "gradvac_beta")  # in [0, 1]
 
 
 @dataclass
@@ -171,8 +183,13 @@ class Recipe:
         for key in FRACTIONS:
             if not 0 <= values[key] < 1:
                 raise ValueError(f"recipe key {key!r} must be in [0, 1), got {values[key]!r}.")
-        if not 0 <= values["cross_stitch_init"] <= 1:
-            raise ValueError(f"recipe key 'cross_stitch_init' must be in [0, 1], got {values['cross_stitch_init']!r}.")
+        for key in CLOSED_FRACTIONS:
+            if not 0 <= values[key] <= 1:
+                raise ValueError(f"recipe key {key!r} must be in [0, 1], got {values[key]!r}.")
+        if values["alignedmtl_scale_mode"] not in ("min", "median", "rmse"):
+            raise ValueError(f"recipe key 'alignedmtl_scale_mode' must be min, median or rmse, got "
+                             f"{values['alignedmtl_scale_mode']!r}.")
+        self._validate_loss_weighting()
         if values["shared_decoder_layers"] > values["decoder_layers"]:
             raise ValueError(f"recipe key 'shared_decoder_layers' ({values['shared_decoder_layers']}) is more than "
                              f"decoder_layers ({values['decoder_layers']}); share at most all of them.")
@@ -209,6 +226,18 @@ class Recipe:
             raise ValueError(f"recipe key 'lr_scheduler_type' is {t.lr_scheduler_type!r}; "
                              f"use one of {', '.join(schedulers)}.")
         return self
+
+    def _validate_loss_weighting(self) -> None:
+        """A method whose solver is not installed, or whose update fp16's loss scale would change, fails now."""
+        method = self.model.loss_weighting
+        check_loss_weighting(method)
+        missing = missing_modules(method)
+        if missing:
+            raise ValueError(f"loss_weighting: {method} needs {missing}, not installed: pip install "
+                             "'mtl-translate[aggregators]' (torchjd's solvers), or choose another loss_weighting.")
+        if self.training.mixed_precision == "fp16" and not check_loss_weighting(method).scale_free:
+            raise ValueError(f"loss_weighting: {method} gives an update whose size does not follow the gradients', "
+                             "so fp16's loss scale would not be undone: use mixed_precision: bf16 or no.")
 
     def _validate_languages(self) -> None:
         source, langs = self.data.source_lang, self.data.target_langs

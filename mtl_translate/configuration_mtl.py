@@ -42,11 +42,19 @@ class MTLConfig(PretrainedConfig):
     cross_stitch_init: float = 0.9  # cross_stitch: initial weight of a copy on its own hidden states (α diagonal)
     adapter_size: int = 64  # adapters: bottleneck width of each language's adapter after every encoder block
     # how their losses combine (losses.py)
-    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | pcgrad
+    loss_weighting: str = "static"  # static | uncertainty | dwa | gradnorm | a torchjd aggregator (aggregators.py)
     loss_weights: dict[str, float] | None = None  # static: {lang: weight}, default 1
     dwa_temperature: float = 2.0
     dwa_window: int = 50  # dwa: optimizer steps per loss-averaging window
     gradnorm_alpha: float = 1.5  # gradnorm: asymmetry, how hard slow languages are pushed
+    cagrad_c: float = 0.5  # the aggregators' options: weighting_methods.AGGREGATOR_OPTIONS
+    nashmtl_max_norm: float = 1.0
+    nashmtl_optim_niter: int = 20
+    fairgrad_alpha: float = 1.0
+    alignedmtl_scale_mode: str = "min"
+    graddrop_leak: float = 0.0
+    gradvac_beta: float = 0.5
+    gradvac_eps: float = 1e-8
     # special tokens of every target vocabulary
     target_pad_token_id: int = 0
     target_unk_token_id: int = 1
