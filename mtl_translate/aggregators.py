@@ -35,9 +35,9 @@ import functools
 import warnings
 
 import torch
-from transformers import initialization as init
 from torchjd.aggregation import (IMTLG, MGDA, AlignedMTL, CAGrad, ConFIG, DualProj, FairGrad, GradDrop, GradVac,
                                  NashMTL, PCGrad, Random, UPGrad)
+from transformers import initialization as init
 
 from .losses import LossWeighting, PerLanguage
 from .weighting_methods import AGGREGATOR_OPTIONS, check_loss_weighting
@@ -69,9 +69,9 @@ class Aggregation(LossWeighting):
 
     Rows are the pass's parts of each language's step gradient, without DDP's factor P (`backward_scale`, put back
     on the result). With one pass per step they are the papers' per-task mean-loss gradients. Scale-free
-    aggregators (all but nashmtl and fairgrad) sum their per-pass updates like gradients; nashmtl's and fairgrad's
-    update has the paper's size whatever the rows' scale, so each pass adds its `share` of it: the step's update is
-    their mean over the step's passes. NashMTL starts each solve from torchjd's initial state (no warm start from the
+    aggregators (all but nashmtl and fairgrad) sum their per-pass updates like gradients; nashmtl's update keeps the
+    paper's size whatever the rows' scale (fairgrad's does not follow it either), so each pass adds its `share` of
+    it: the step's update is their mean over the step's passes. NashMTL starts each solve from torchjd's initial state (no warm start from the
     previous step), so that a pass does not depend on which process ran the one before. `forward` must run after
     `route` and before backward: it leaves the pass's step and languages for backward to read."""
 
