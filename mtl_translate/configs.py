@@ -16,6 +16,7 @@ from pathlib import Path
 import yaml
 
 from .sharing import MODES
+from .weighting_methods import check_loss_weighting, missing_modules
 
 
 @dataclass
@@ -54,6 +55,14 @@ class ModelArguments:
     gradnorm_alpha: float = 1.5
     famo_lr: float = 0.025  # famo: learning rate of its own Adam on the weight logits (LibMTL's FAMO_w_lr)
     famo_gamma: float = 1e-3  # famo: L2 weight decay of the logits (LibMTL's FAMO_w_gamma)
+    cagrad_c: float = 0.5  # the aggregators' options (weighting_methods.AGGREGATOR_OPTIONS says what they do)
+    nashmtl_max_norm: float = 1.0
+    nashmtl_optim_niter: int = 20
+    fairgrad_alpha: float = 1.0
+    alignedmtl_scale_mode: str = "min"  # min | median | rmse
+    graddrop_leak: float = 0.0
+    gradvac_beta: float = 0.5
+    gradvac_eps: float = 1e-8
 
 
 @dataclass
@@ -139,6 +148,7 @@ AT_LEAST = {
     "trainable_encoder_layers": 0, "shared_layers": 0, "shared_decoder_layers": 0, "adapter_size": 1,
     "cross_stitch_init": 0, "soft_sharing_weight": 0, "sluice_subspaces": 1, "sluice_orthogonality_weight": 0,
     "dwa_window": 1, "gradnorm_alpha": 0, "famo_gamma": 0,
+    "cagrad_c": 0, "nashmtl_max_norm": 0, "nashmtl_optim_niter": 1, "fairgrad_alpha": 0, "gradvac_eps": 0,
     "shuffle_buffer_size": 1, "tokenizer_train_rows": 1,
     "gettext_max_source_words": 1, "max_train_samples": 1, "max_eval_samples": 1, "max_test_samples": 1,
     "weight_decay": 0, "warmup_steps": 0, "max_steps": 1, "per_device_train_batch_size": 1,
@@ -150,6 +160,7 @@ POSITIVE = ("learning_rate", "encoder_learning_rate", "max_train_minutes", "max_
             "famo_lr", "language_temperature", "repetition_penalty", "test_split_percentage",
             "validation_split_percentage")
 FRACTIONS = ("decoder_dropout", "label_smoothing")  # in [0, 1)
+CLOSED_FRACTIONS = ("cross_stitch_init", "graddrop_leak", "gradvac_beta")  # in [0, 1]
 
 
 @dataclass
@@ -181,8 +192,13 @@ class Recipe:
         for key in FRACTIONS:
             if not 0 <= values[key] < 1:
                 raise ValueError(f"recipe key {key!r} must be in [0, 1), got {values[key]!r}.")
-        if not 0 <= values["cross_stitch_init"] <= 1:
-            raise ValueError(f"recipe key 'cross_stitch_init' must be in [0, 1], got {values['cross_stitch_init']!r}.")
+        for key in CLOSED_FRACTIONS:
+            if not 0 <= values[key] <= 1:
+                raise ValueError(f"recipe key {key!r} must be in [0, 1], got {values[key]!r}.")
+        if values["alignedmtl_scale_mode"] not in ("min", "median", "rmse"):
+            raise ValueError(f"recipe key 'alignedmtl_scale_mode' must be min, median or rmse, got "
+                             f"{values['alignedmtl_scale_mode']!r}.")
+        self._validate_loss_weighting()
         if values["shared_decoder_layers"] > values["decoder_layers"]:
             raise ValueError(f"recipe key 'shared_decoder_layers' ({values['shared_decoder_layers']}) is more than "
                              f"decoder_layers ({values['decoder_layers']}); share at most all of them.")
@@ -223,6 +239,18 @@ class Recipe:
             raise ValueError(f"recipe key 'lr_scheduler_type' is {t.lr_scheduler_type!r}; "
                              f"use one of {', '.join(schedulers)}.")
         return self
+
+    def _validate_loss_weighting(self) -> None:
+        """A method whose solver is not installed, or whose update fp16's loss scale would change, fails now."""
+        method = self.model.loss_weighting
+        check_loss_weighting(method)
+        missing = missing_modules(method)
+        if missing:
+            raise ValueError(f"loss_weighting: {method} needs {missing}, not installed: pip install "
+                             "'mtl-translate[aggregators]' (torchjd's solvers), or choose another loss_weighting.")
+        if self.training.mixed_precision == "fp16" and not check_loss_weighting(method).scale_free:
+            raise ValueError(f"loss_weighting: {method} gives an update whose size does not follow the gradients', "
+                             "so fp16's loss scale would not be undone: use mixed_precision: bf16 or no.")
 
     def _validate_languages(self) -> None:
         source, langs = self.data.source_lang, self.data.target_langs

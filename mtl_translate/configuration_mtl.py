@@ -51,6 +51,14 @@ class MTLConfig(PretrainedConfig):
     gradnorm_alpha: float = 1.5  # gradnorm: asymmetry, how hard slow languages are pushed
     famo_lr: float = 0.025  # famo: learning rate of the weight logits' own Adam
     famo_gamma: float = 1e-3  # famo: L2 weight decay of the weight logits
+    cagrad_c: float = 0.5  # the aggregators' options: weighting_methods.AGGREGATOR_OPTIONS
+    nashmtl_max_norm: float = 1.0
+    nashmtl_optim_niter: int = 20
+    fairgrad_alpha: float = 1.0
+    alignedmtl_scale_mode: str = "min"
+    graddrop_leak: float = 0.0
+    gradvac_beta: float = 0.5
+    gradvac_eps: float = 1e-8
     # special tokens of every target vocabulary
     target_pad_token_id: int = 0
     target_unk_token_id: int = 1

@@ -67,7 +67,7 @@ class PastLossWeights(StepWeights):
     def reset_parameters(self):
         init.constant_(self.last_losses, float("nan"))
 
-    def end_step(self, losses):
+    def end_step(self, losses, reduce=None):
         for lang, loss in losses.items():
             self.last_losses[self.index[lang]] = loss
 
@@ -135,7 +135,7 @@ class FAMO(PastLossWeights):
         return scaled / scaled.sum()
 
     @torch.no_grad()
-    def end_step(self, losses):
+    def end_step(self, losses, reduce=None):
         current = torch.full_like(self.previous, float("nan"))  # (K,)
         for lang, loss in losses.items():
             current[self.index[lang]] = loss

@@ -4,18 +4,20 @@
     uncertainty  Kendall, Gal & Cipolla 2018, "Multi-Task Learning Using Uncertainty to Weigh Losses"
     dwa          Liu, Johns & Davison 2019, "End-to-End Multi-Task Learning with Attention" (Dynamic Weight Average)
     gradnorm     Chen et al. 2018, "GradNorm: Gradient Normalization for Adaptive Loss Balancing"
-    pcgrad       Yu et al. 2020, "Gradient Surgery for Multi-Task Learning"
+
+and the gradient aggregators of TorchJD (pcgrad, upgrad, mgda, cagrad, gradvac, ...: aggregators.py).
 
 The model calls `route(hidden, langs)` on the shared encoder output before the heads and `loss_weighting(sums,
 counts, step)` with the per-language token-loss sums and counts of its forward pass and the step's `StepObjective`
-(objective.py): the pass's part of the step's weighted loss. The trainer calls `end_step(losses)` once per optimizer
-step with the step's per-language mean losses over every micro-batch and process (identical on every process): DWA's
-windows and GradNorm's initial losses are updated from them.
+(objective.py): the pass's part of the step's weighted loss. The trainer calls `end_step(losses, reduce)` once per
+optimizer step with the step's per-language mean losses over every micro-batch and process (identical on every
+process): DWA's windows, GradNorm's initial losses and GradVac's targets are updated then.
 
-gradnorm and pcgrad take per-language gradients w.r.t. the shared encoder output, not w.r.t. every encoder parameter
-as in the papers: backward holds one extra tensor of size B x S x E per language and still runs once through the
-encoder. They work per forward pass (micro-batch): with accumulation or several processes, each pass's gradients are
-combined on their own, then summed, so 2 processes x batch B equal 1 process x B x accumulation 2, not one batch 2B.
+gradnorm and the aggregators take per-language gradients w.r.t. the shared encoder output, not w.r.t. every encoder
+parameter as in the papers: backward holds one extra tensor of size B x S x E per language and still runs once
+through the encoder. They work per forward pass (micro-batch): with accumulation or several processes, each pass's
+gradients are combined on their own, then summed, so 2 processes x batch B equal 1 process x B x accumulation 2, not
+one batch 2B.
 """
 
 import functools
@@ -49,9 +51,10 @@ class LossWeighting(nn.Module):
         w = self.weights()  # (K,)
         return sum(w[self.index[lang]] * total / step.counts[lang] for lang, total in sums.items())
 
-    def end_step(self, losses: dict[str, float]) -> None:
+    def end_step(self, losses: dict[str, float], reduce=None) -> None:
         """Once per optimizer step: the step's mean loss of each language present in it, over every micro-batch and
-        process (the same on every process)."""
+        process (the same on every process). `reduce(tensor)`: its sum over the processes (the trainer's all-reduce,
+        called by every process alike; None: one process), for statistics gathered in backward."""
 
     def route(self, hidden: torch.Tensor, langs: list[str]) -> dict[str, torch.Tensor]:
         """The tensor each language's head reads; hidden: (B, S, E)."""
@@ -141,7 +144,7 @@ class DynamicWeightAverage(LossWeighting):
         r = (self.history[1] / self.history[0]).nan_to_num(nan=1.0)  # (K,)
         return len(self.languages) * torch.softmax(r / self.temperature, dim=0)
 
-    def end_step(self, losses):
+    def end_step(self, losses, reduce=None):
         for lang, loss in losses.items():
             self.window_sum[self.index[lang]] += loss
             self.window_count[self.index[lang]] += 1
@@ -152,7 +155,7 @@ class DynamicWeightAverage(LossWeighting):
                 buffer.zero_()
 
 
-class _PerLanguage(torch.autograd.Function):
+class PerLanguage(torch.autograd.Function):
     """Identity with one output per language. Backward gets all per-language gradients at once and hands them to
     `combine`, which returns the gradient of `hidden` and of `params`: one backward through the encoder, not N."""
 
@@ -199,14 +202,14 @@ class GradNorm(LossWeighting):
                       "factors": {lang: step.counts[lang] / (step.backward_scale * counts[lang].float()) for lang in sums}}
         return super().forward(sums, counts, step)
 
-    def end_step(self, losses):
+    def end_step(self, losses, reduce=None):
         for lang, loss in losses.items():
             first = self.initial_losses[self.index[lang]]
             self.initial_losses[self.index[lang]] = torch.where(first.isnan(), loss, first)
 
     def route(self, hidden, langs):
         if torch.is_grad_enabled() and hidden.requires_grad and len(langs) > 1:
-            outputs = _PerLanguage.apply(functools.partial(self.combine, langs), len(langs), hidden, self.logits)
+            outputs = PerLanguage.apply(functools.partial(self.combine, langs), len(langs), hidden, self.logits)
             return dict(zip(langs, outputs))
         return super().route(hidden, langs)
 
@@ -228,36 +231,6 @@ class GradNorm(LossWeighting):
             target = (G.mean() * (ratio / ratio.mean()) ** self.alpha).detach()
             (logits_grad,) = torch.autograd.grad((G - target).abs().sum(), logits)
         return sum(grads), logits_grad * step.backward_scale * step.share  # summed over passes, / P by DDP: the mean
-
-
-class PCGrad(LossWeighting):
-    """Plain sum of the losses; in backward, each language's gradient at the shared representation loses its
-    component along every other language's gradient it conflicts with (negative dot product), others in random
-    order. Per forward pass: the pass's gradients are projected among themselves; the order is drawn from a generator
-    seeded by (step, pass) (`StepObjective.generator`), so it is the same for any split of the step and on resume."""
-
-    _generator = None  # until the first forward: torch's global RNG
-
-    def forward(self, sums, counts, step):
-        self._generator = step.generator()
-        return super().forward(sums, counts, step)
-
-    def route(self, hidden, langs):
-        if torch.is_grad_enabled() and hidden.requires_grad and len(langs) > 1:
-            return dict(zip(langs, _PerLanguage.apply(self.combine, len(langs), hidden)))
-        return super().route(hidden, langs)
-
-    def combine(self, grads):
-        g = torch.stack([grad.float().flatten() for grad in grads])  # (N, B*S*E), float32 even under autocast
-        sq_norms = (g * g).sum(dim=1).clamp_min(torch.finfo(g.dtype).tiny)  # (N,) a zero g_j has zero dots anyway
-        out = torch.zeros_like(g[0])  # (B*S*E,)
-        for i in range(len(grads)):
-            gi = g[i].clone()
-            for j in torch.randperm(len(grads), generator=self._generator).tolist():
-                if j != i:  # project out g_j when conflicting; clamp instead of `if` keeps the GPU free of syncs
-                    gi -= (gi @ g[j]).clamp(max=0) / sq_norms[j] * g[j]
-            out += gi
-        return (out.view_as(grads[0]).to(grads[0].dtype),)
 
 
 def build_loss_weighting(config) -> LossWeighting:

@@ -73,9 +73,10 @@ class StepObjective:
         """What a pass's part is multiplied by before backward: undoes DDP's average over processes."""
         return float(self.processes)
 
-    def generator(self) -> torch.Generator:
-        """A CPU generator seeded by (step, pass): random choices inside a pass that are the same for any split."""
-        return torch.Generator().manual_seed(1_000_003 * self.step + self.pass_index)
+    @property
+    def seed(self) -> int:
+        """A seed of (step, pass): random choices inside a pass that are the same for any split and on resume."""
+        return 1_000_003 * self.step + self.pass_index
 
     def part(self, sums: dict[str, torch.Tensor], counts: dict[str, torch.Tensor], weighting,
              penalty: torch.Tensor | None = None, penalty_weight: float = 0.0) -> torch.Tensor | None:

@@ -50,6 +50,7 @@ from .placeholders import mask_rows, unknown_mask_tokens
 from .preemption import EXIT_CODE, SigtermFlag
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
 from .translate import Translator
+from .weighting_methods import AGGREGATOR_OPTIONS
 
 logger = logging.getLogger(__name__)
 
@@ -207,6 +208,7 @@ def build_model(recipe: Recipe, tokenizer: MTLTokenizer, encoder_path: str, enco
             gradnorm_alpha=m.gradnorm_alpha, famo_lr=m.famo_lr, famo_gamma=m.famo_gamma,
             cross_stitch_init=m.cross_stitch_init, adapter_size=m.adapter_size,
             sluice_subspaces=m.sluice_subspaces, sluice_orthogonality_weight=m.sluice_orthogonality_weight,
+            **{key: getattr(m, key) for key in AGGREGATOR_OPTIONS},
         )
     except OSError as err:  # transformers' "not a valid model identifier" / missing files
         raise encoder_error(encoder_name, err) from None
@@ -546,8 +548,9 @@ class Trainer:
         good = self.optimizer_step()
         totals = (acc.reduce(totals, "sum") if acc.num_processes > 1 else totals).tolist()
         means = {lang: totals[k] / objective.counts[lang] for k, lang in enumerate(langs) if objective.counts[lang]}
-        if good:
-            acc.unwrap_model(self.model).loss_weighting.end_step(means)
+        if good:  # the same on every process, as the collectives a weighting may run in end_step
+            reduce = (lambda t: acc.reduce(t, "sum")) if acc.num_processes > 1 else None
+            acc.unwrap_model(self.model).loss_weighting.end_step(means, reduce)
         penalty = {"sharing_penalty": totals[-1]} if out.sharing_penalty is not None else {}
         self.state["log_window"].append({"loss": totals[-2], **means, **penalty, **conflict})
         return good

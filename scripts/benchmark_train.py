@@ -32,24 +32,36 @@ from mtl_translate.train import build_optimizer
 MiB = 2**20
 
 
-def parse_args() -> argparse.Namespace:
-    p = benchmark_parser(__doc__, "tiny models, short sequences: a smoke test")
+def step_parser(doc: str, repeats: int, repeats_help: str) -> argparse.ArgumentParser:
+    """The options of a training-step benchmark (this one's and benchmark_weighting.py's); `parsed` reads them."""
+    p = benchmark_parser(doc, "tiny models, short sequences: a smoke test")
     p.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     p.add_argument("--dtype", choices=["fp32", "bf16"], default="fp32", help="bf16: forward under torch.autocast")
-    p.add_argument("--langs", type=ints, default=[4], help="N for the step-time comparison")
-    p.add_argument("--memory-langs", type=ints, default=[1, 2, 4, 8], help="N for the memory table (1 is added)")
     p.add_argument("--batch-size", type=int, default=16)
     p.add_argument("--target-length", type=int, default=24)
-    p.add_argument("--repeats", type=int, default=3, help="timed steps after one warm-up step; the median counts")
+    p.add_argument("--repeats", type=int, default=repeats, help=repeats_help)
+    return p
+
+
+def parsed(p: argparse.ArgumentParser) -> argparse.Namespace:
+    """The arguments; --quick: a batch of 4 short rows, one timed repeat."""
     args = p.parse_args()
     if args.quick:
         args.batch_size, args.source_length, args.target_length, args.repeats = 4, 8, 6, 1
     return args
 
 
-def build(s: dict, langs: list[str], device: str, checkpointing: bool = False):
-    """A model with one head per language, in train mode (activation checkpointing on or off), and its AdamW."""
-    model = MTLTranslationModel(mtl_config(s, langs)).to(device).train()
+def parse_args() -> argparse.Namespace:
+    p = step_parser(__doc__, 3, "timed steps after one warm-up step; the median counts")
+    p.add_argument("--langs", type=ints, default=[4], help="N for the step-time comparison")
+    p.add_argument("--memory-langs", type=ints, default=[1, 2, 4, 8], help="N for the memory table (1 is added)")
+    return parsed(p)
+
+
+def build(s: dict, langs: list[str], device: str, checkpointing: bool = False, **config):
+    """A model with one head per language, in train mode (activation checkpointing on or off), and its AdamW;
+    `config`: MTLConfig keys (loss_weighting, ...)."""
+    model = MTLTranslationModel(mtl_config(s, langs, **config)).to(device).train()
     if checkpointing:
         model.activation_checkpointing_enable()
     recipe = Recipe(ModelArguments(), DataArguments(), TrainingArguments())

@@ -34,6 +34,13 @@ def test_benchmark_train_quick():
     assert match and float(match[1]) > 0, lines[-1]
 
 
+def test_benchmark_weighting_quick():
+    lines = run_script("benchmark_weighting.py", "--methods", "upgrad,pcgrad")
+    assert [line.split()[0] for line in lines[2:5]] == ["static", "upgrad", "pcgrad"]
+    match = re.fullmatch(r"weighting_cost N=4: (static|upgrad|pcgrad) (\d+\.\d\d)x static", lines[-1])
+    assert match and float(match[2]) > 0, lines[-1]
+
+
 def test_profile_translate_quick():
     lines = run_script("profile_translate.py", "--top", "3")
     for path in ("head by head (stacked=False, before)", "stacked (after)"):

@@ -201,11 +201,12 @@ def test_one_batch_accumulation_and_processes_train_the_same_model(sparse_corpus
     assert any(k.startswith("decoders.de.") for k in start)  # German trained
 
 
-@pytest.mark.parametrize("weighting", ["pcgrad", "gradnorm"])
+@pytest.mark.parametrize("weighting", ["pcgrad", "gradnorm", "upgrad", "gradvac"])
 def test_gradient_surgery_on_two_processes_equals_one_process_with_accumulation(sparse_corpus_dir, tiny_encoder_dir,
                                                                                 tmp_path, weighting):
-    """PCGrad and GradNorm combine each micro-batch's gradients on their own: 2 processes x B equal 1 process x B x
-    accumulation 2 (not one batch of 2B)."""
+    """PCGrad, GradNorm and the other aggregators combine each micro-batch's gradients on their own: 2 processes x B
+    equal 1 process x B x accumulation 2 (not one batch of 2B). GradVac: random orders seeded by (step, micro-batch),
+    and targets (in the saved weights) moved once per step from both processes' cosines."""
     runs = split_runs(sparse_corpus_dir, tiny_encoder_dir, tmp_path, ["accumulation", "processes"],
                       loss_weighting=weighting)
     grads = {name: load_file(tmp_path / f"{name}.grads") for name in runs}

@@ -9,6 +9,7 @@ from mtl_translate.data.collator import MultiTargetCollator
 from mtl_translate.encoders import freeze_encoder_layers
 from mtl_translate.generation import beam_search, greedy_search
 from mtl_translate.translate import Translator
+from mtl_translate.weighting_methods import LOSS_WEIGHTINGS, check_loss_weighting
 
 from .conftest import LANGS, corpus_rows, tiny_config
 
@@ -223,8 +224,7 @@ def test_bf16_mixed_precision_through_accelerate(tiny_model, tokenizer):
         AcceleratorState._reset_state(reset_partial_state=True)
 
 
-@pytest.mark.parametrize("method", ["static", "uncertainty", "dwa", "gradnorm", "pcgrad", "famo", "rlw", "gls",
-                                    "imtl_l", "dbmtl"])
+@pytest.mark.parametrize("method", sorted(LOSS_WEIGHTINGS))
 def test_every_loss_weighting_trains_the_model_and_saves_its_state(tokenizer, tmp_path, method):
     torch.manual_seed(0)
     model = MTLTranslationModel(tiny_config(tokenizer, loss_weighting=method, dwa_window=2))
@@ -242,30 +242,18 @@ def test_every_loss_weighting_trains_the_model_and_saves_its_state(tokenizer, tm
     assert losses[-1] < losses[0]
     weights = model.loss_weighting.current_weights()
     assert set(weights) == set(LANGS)
-    if method not in ("static", "pcgrad"):
+    if method not in ("static", "pcgrad") and not check_loss_weighting(method).gradient:
         assert any(abs(w - 1.0) > 1e-4 for w in weights.values())  # learned, dynamic or random: not the plain sum
+    if method == "gradnorm":
+        assert any(abs(w - 1.0) > 1e-4 for w in weights.values())  # learned: they moved
+    if method == "gradvac":
+        assert model.loss_weighting.targets.abs().sum() > 0  # the target cosines moved
     model.save_pretrained(tmp_path)
-    assert AutoModel.from_pretrained(tmp_path).loss_weighting.current_weights() == pytest.approx(weights)
-
-
-def test_pcgrad_in_the_model_projects_the_gradient_at_the_encoder_output(tokenizer):
-    from mtl_translate.losses import PCGrad
-
-    torch.manual_seed(0)
-    model = MTLTranslationModel(tiny_config(tokenizer, loss_weighting="pcgrad"))
-    captured = {}
-    model.encoder.register_forward_hook(lambda m, i, out: captured.update(hidden=out.last_hidden_state))
-    out = model(**batch_of(tokenizer, corpus_rows()[:6]))
-    hidden = captured["hidden"]  # (B, S, E), before the per-language copies
-    grads = [torch.autograd.grad(out.language_losses[lang], hidden, retain_graph=True)[0] for lang in LANGS]
-    assert all(g.abs().sum() > 0 for g in grads)
-    hidden.retain_grad()
-    out.loss.backward()
-    pcgrad = PCGrad(model.config)
-    pcgrad._generator = torch.Generator().manual_seed(0)  # the plain call's (step 0, pass 0) order
-    (expected,) = pcgrad.combine(grads)
-    torch.testing.assert_close(hidden.grad, expected)
-    assert not torch.allclose(hidden.grad, sum(grads))  # the languages conflict somewhere: surgery changed it
+    loaded = AutoModel.from_pretrained(tmp_path).loss_weighting
+    assert loaded.current_weights() == pytest.approx(weights)
+    state = model.loss_weighting.state_dict()
+    assert loaded.state_dict().keys() == state.keys() and all(torch.equal(loaded.state_dict()[k], v)
+                                                              for k, v in state.items())
 
 
 def step_saving(model, batch) -> tuple[int, dict]:
