@@ -13,6 +13,7 @@ pieces (`⟨`, `N`, `⟩`, no `[UNK]`), and the target SentencePiece models hold
 """
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 
 MAX_SPANS = 16  # spans after the 16th stay as text (0.1% of the gettext sources have more)
@@ -52,6 +53,8 @@ _SEQUENTIAL = {"printf": re.compile(r"%[-+#0']*\d*(?:\.\d+)?(?:hh|h|ll|l|L|q|j|z
 # Sources whose conversions are never renumbered: they number them already (%1$s, {0}), take a width argument (%*d),
 # or are date formats (%a %H:%M).
 _UNRANKED = {"printf": re.compile(rf"%(?:\d+\$|[^a-zA-Z]*\*).*|{_STRFTIME}"), "brace": re.compile(r"\{\d.*")}
+_PRINTF_ARGUMENT = re.compile(r"%(?:(\d+)\$)?([-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?"
+                              r"[diouxXeEfFgGaAcspn])")
 
 
 def mask(text: str) -> tuple[str, list[str]]:
@@ -117,6 +120,22 @@ def restore(text: str, spans: Sequence[str]) -> tuple[str, int]:
         return match[1] + (_numbered(spans[i], *ranks[i]) if i in renumber else spans[i])
 
     return _TOKEN.sub(span, text), len(spans) - len(order)
+
+
+def placeholder_signature(text: str) -> tuple[Counter, dict[int, str]]:
+    """What `msgfmt -c` compares: printf conversions by argument position (`%2$s` is the second argument's `s`),
+    and the other format placeholders (`%(name)s`, `{0}`, `%%`) as a multiset."""
+    others, arguments, position = Counter(), {}, 0
+    for found in FORMAT_PLACEHOLDER.findall(text):
+        match = _PRINTF_ARGUMENT.fullmatch(found)
+        if match is None:
+            others[found] += 1
+        elif match[1]:
+            arguments[int(match[1]) - 1] = match[2]
+        else:
+            arguments[position], position = match[2], position + 1
+    return others, arguments
+
 
 
 def mask_rows(rows: Sequence[dict], source_lang: str) -> tuple[list[dict], int, dict[str, int]]:

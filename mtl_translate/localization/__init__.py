@@ -1,0 +1,149 @@
+"""`translate-po`: fill the untranslated entries of gettext catalogs from a template (.pot), one `.po` per language.
+
+A machine translation is a draft for a translator, so every filled entry is marked `fuzzy` (gettext tools then
+neither use it at run time nor count it as done) with a translator comment naming the model, and nothing a person
+translated is ever changed. What a program parses in a string must come out unchanged, or the catalog breaks the
+program (`msgfmt -c` refuses it): placeholders, options, paths and URLs are protected by the Translator
+(placeholders.py); markup (`<b>`, `<a href="...">`, `&amp;`, Qt's `&&`), leading/trailing whitespace and line
+breaks, and the access-key marker (`_Open`, `&Open`) are handled here. An entry whose translation still does not
+keep the msgid's format placeholders is left untranslated and counted, never written broken.
+"""
+
+import os
+from collections import Counter
+from collections.abc import Sequence
+from datetime import datetime, timezone
+from pathlib import Path
+
+import polib
+
+from ..hub import public_model_name
+from ..outputs import refuse_output_over_input
+from ..placeholders import placeholder_signature
+from .markup import Source, finish, prepare
+from .plurals import PLURAL_FORMS, nplurals, plural_forms, plural_sources
+from .po import merge, read_catalog
+
+__all__ = ["format_report", "read_catalog", "translate_po"]
+
+
+def update_header(po: polib.POFile, template: polib.POFile, lang: str, forms: str | None) -> None:
+    """Language, UTF-8 and the generator; the template's project fields; the catalog's other fields stay."""
+    from .. import __version__
+
+    po.metadata.update({k: v for k, v in template.metadata.items()
+                        if k in ("Project-Id-Version", "Report-Msgid-Bugs-To", "POT-Creation-Date")})
+    po.metadata.update({
+        "PO-Revision-Date": datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M+0000"), "Language": lang,
+        "MIME-Version": "1.0", "Content-Type": "text/plain; charset=UTF-8", "Content-Transfer-Encoding": "8bit",
+        "X-Generator": f"mtl-translate {__version__}",
+    })
+    if forms:
+        po.metadata["Plural-Forms"] = forms
+    po.metadata_is_fuzzy = False  # a fuzzy header is ignored by msgfmt, charset and all
+
+
+def untranslated(entry: polib.POEntry) -> bool:
+    """No translation in any form and not fuzzy: the entries `translate_po` fills."""
+    return not entry.msgstr and not any(entry.msgstr_plural.values()) and "fuzzy" not in entry.flags
+
+
+def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: Sequence[str] | None = None,
+                 out_dir: str | os.PathLike = "po", *, model_name: str | None = None, batch_size: int = 32,
+                 **generation) -> dict:
+    """Write or update `<out_dir>/<lang>.po` from `template` for every language of `langs` (default: the model's).
+
+    Existing entries are kept as they are; untranslated ones get a machine translation, flagged fuzzy with the
+    comment `machine translation by <model>` (`model_name`, default the model's; a local folder is named as its card
+    names it: `hub.public_model_name`). Each distinct msgid is encoded once for all languages. Returns
+    {lang: {"path", "entries", "kept", "filled", "mismatch", "empty"}}: `mismatch` entries lost a format
+    placeholder or markup of their msgid, `empty` ones got no output; both stay untranslated. `template` may be
+    a catalog already read (`read_catalog`), so that a command checks it before loading the model."""
+    pot = template if isinstance(template, polib.POFile) else read_catalog(template, "template")
+    template = pot.fpath or template
+    if not any(e.msgid for e in pot):
+        raise ValueError(f"template {template} holds no message to translate.")
+    langs = translator.check_languages(langs)
+    model_name = public_model_name(model_name or getattr(translator.model.config, "_name_or_path", "") or
+                                   "mtl-translate")
+    check_out_dir(out_dir)
+    catalogs = {}
+    for lang in langs:  # every file is read and checked before anything is translated or written
+        path = Path(out_dir, f"{lang}.po")
+        refuse_output_over_input(path, {"the template": pot.fpath}, f"the {lang} catalog",
+                                 "Pass another --out-dir, or copy the template elsewhere first")
+        po = read_catalog(path, f"the {lang} catalog") if path.exists() else None
+        forms = plural_forms(lang, None if po is None else po.metadata.get("Plural-Forms"))
+        if forms is None and any(e.msgid_plural for e in pot):
+            raise ValueError(f"{template} has plural messages, but the Plural-Forms of {lang!r} are unknown: add a "
+                             f"header line 'Plural-Forms: nplurals=N; plural=EXPR;' to {path} (the table knows "
+                             f"{', '.join(sorted(PLURAL_FORMS))}).")
+        count = nplurals(forms) if forms else 2
+        catalogs[lang] = (path, merge(pot, po, count), forms)
+
+    sources, wanted, todo = {}, {}, {}  # msgid -> Source; model input -> {lang}; lang -> [(entry, msgid per form)]
+    for lang, (_, po, forms) in catalogs.items():
+        todo[lang] = [(e, plural_sources(e, forms) if e.msgid_plural else [e.msgid])
+                      for e in po if not e.obsolete and untranslated(e)]
+        for _, msgids in todo[lang]:
+            for msgid in msgids:
+                source = sources.setdefault(msgid, prepare(msgid))
+                if source.text:
+                    wanted.setdefault(source.text, set()).add(lang)
+    texts = list(wanted)
+    output = translator.translate(texts, langs, rows={lang: [lang in wanted[t] for t in texts] for lang in langs},
+                                  batch_size=batch_size, **generation) if texts else {lang: [] for lang in langs}
+
+    report = {}
+    for lang, (path, po, forms) in catalogs.items():
+        by_text = dict(zip(texts, output[lang]))
+        counts = Counter(fill(entry, [(m, sources[m], by_text.get(sources[m].text)) for m in msgids], lang, model_name)
+                         for entry, msgids in todo[lang])
+        update_header(po, pot, lang, forms)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
+        po.save(str(partial))
+        os.replace(partial, path)  # an interrupted run never leaves a half-written catalog
+        entries = sum(not e.obsolete for e in po)
+        report[lang] = {"path": str(path), "entries": entries, "kept": entries - len(todo[lang]),
+                        **{k: counts[k] for k in ("filled", "mismatch", "empty")}}
+    return report
+
+
+def check_out_dir(out_dir: str | os.PathLike) -> None:
+    """The catalogs' folder, or the first of its parents that exists, must be a folder: a file in the way fails now,
+    not after every entry is translated."""
+    for folder in (Path(out_dir), *Path(out_dir).parents):
+        if folder.exists():
+            if not folder.is_dir():
+                raise ValueError(f"out-dir {out_dir}: {folder} is a file, not a folder; pass a folder for the catalogs "
+                                 "(--out-dir).")
+            return
+
+
+def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str) -> str:
+    """Writes the translation of each form ((msgid, its Source, the model's output)) into `entry`, fuzzy, when every
+    form keeps its msgid's markup and format placeholders; returns "filled", "mismatch" or "empty" (no output)."""
+    msgstrs = [finish(source, msgid, output, lang) for msgid, source, output in forms]
+    if any(msgstr is None and not (output or "").strip() for msgstr, (_, _, output) in zip(msgstrs, forms)):
+        return "empty"
+    if any(msgstr is None or placeholder_signature(msgstr) != placeholder_signature(msgid)
+           for msgstr, (msgid, _, _) in zip(msgstrs, forms)):
+        return "mismatch"
+    if entry.msgid_plural:
+        entry.msgstr_plural = dict(enumerate(msgstrs))
+    else:
+        entry.msgstr = msgstrs[0]
+    entry.flags.append("fuzzy")
+    entry.tcomment = "\n".join(filter(None, [entry.tcomment, f"machine translation by {model_name}"]))
+    return "filled"
+
+
+def format_report(report: dict) -> str:
+    """A table per language for the terminal, and what to do next."""
+    columns = ("entries", "kept", "filled", "mismatch", "empty")
+    lines = [f"{'lang':<8}" + "".join(f"{c:>10}" for c in columns) + "  file"]
+    lines += [f"{lang:<8}" + "".join(f"{r[c]:>10}" for c in columns) + f"  {r['path']}" for lang, r in report.items()]
+    lines.append("filled: machine-translated and marked fuzzy (review them, then drop the flag); mismatch: the "
+                 "translation lost a placeholder or markup of its msgid; mismatch and empty entries stay untranslated")
+    return "\n".join(lines)
