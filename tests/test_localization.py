@@ -257,6 +257,30 @@ def test_a_language_without_known_plural_forms_needs_them_in_its_catalog(tmp_pat
     assert polib.pofile(str(tmp_path / "po" / "xx.po")).metadata["Plural-Forms"] == "nplurals=2; plural=(n > 1);"
 
 
+@pytest.mark.parametrize("lang, count, one", [("de", 2, 0), ("fr", 3, 0), ("ru", 3, 0), ("ar", 6, 1), ("ja", 1, 0),
+                                              ("pl", 3, 0), ("cs", 3, 0), ("ga", 5, 0)])
+def test_plural_forms_come_from_babel_and_the_form_for_one_gets_the_singular(tmp_path, lang, count, one):
+    (tmp_path / "demo.pot").write_text(HEADER + r'''
+#, c-format
+msgid "%d file"
+msgid_plural "%d files"
+msgstr[0] ""
+msgstr[1] ""
+''', encoding="utf-8")
+    translate_po(tmp_path / "demo.pot", FakeTranslator([lang]), [lang], tmp_path / "po")
+    po = polib.pofile(str(tmp_path / "po" / f"{lang}.po"))
+    assert po.metadata["Plural-Forms"].startswith(f"nplurals={count}; plural=")
+    assert po.find("%d file").msgstr_plural == {n: "%d FILE" if n == one else "%d FILES" for n in range(count)}
+    msgfmt_check(tmp_path / "po" / f"{lang}.po")
+
+
+def test_a_catalog_never_gets_the_templates_nplurals_integer(tmp_path):
+    (tmp_path / "demo.pot").write_text(HEADER + '\nmsgid "Quit"\nmsgstr ""\n', encoding="utf-8")
+    translate_po(tmp_path / "demo.pot", FakeTranslator(["xx"]), ["xx"], tmp_path / "po")  # a locale babel lacks
+    text = (tmp_path / "po" / "xx.po").read_text()
+    assert "Plural-Forms" not in text and 'msgstr "QUIT"' in text
+    msgfmt_check(tmp_path / "po" / "xx.po")
+
 def installed_catalog() -> Path:
     """A German catalog that `build-data gettext` reads by default: sed's (Debian) or pycountry's scripts list."""
     candidates = [root / "de" / "LC_MESSAGES" / name for root in default_roots() for name in ("sed.mo", "iso15924.mo")]

@@ -21,14 +21,15 @@ from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
 from ..placeholders import placeholder_signature
 from .markup import Source, finish, prepare
-from .plurals import PLURAL_FORMS, nplurals, plural_forms, plural_sources
+from .plurals import nplurals, plural_forms, plural_sources
 from .po import merge, read_catalog
 
 __all__ = ["format_report", "read_catalog", "translate_po"]
 
 
 def update_header(po: polib.POFile, template: polib.POFile, lang: str, forms: str | None) -> None:
-    """Language, UTF-8 and the generator; the template's project fields; the catalog's other fields stay."""
+    """Language, UTF-8 and the generator; the template's project fields; the catalog's other fields stay, but
+    never the template's `nplurals=INTEGER` (msgfmt rejects it): without known forms the line goes."""
     from .. import __version__
 
     po.metadata.update({k: v for k, v in template.metadata.items()
@@ -40,6 +41,8 @@ def update_header(po: polib.POFile, template: polib.POFile, lang: str, forms: st
     })
     if forms:
         po.metadata["Plural-Forms"] = forms
+    else:
+        po.metadata.pop("Plural-Forms", None)
     po.metadata_is_fuzzy = False  # a fuzzy header is ignored by msgfmt, charset and all
 
 
@@ -76,8 +79,8 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
         forms = plural_forms(lang, None if po is None else po.metadata.get("Plural-Forms"))
         if forms is None and any(e.msgid_plural for e in pot):
             raise ValueError(f"{template} has plural messages, but the Plural-Forms of {lang!r} are unknown: add a "
-                             f"header line 'Plural-Forms: nplurals=N; plural=EXPR;' to {path} (the table knows "
-                             f"{', '.join(sorted(PLURAL_FORMS))}).")
+                             f"header line 'Plural-Forms: nplurals=N; plural=EXPR;' to {path} (babel knows "
+                             f"no such locale: name it as CLDR does, e.g. pt_BR, sr_Latn).")
         count = nplurals(forms) if forms else 2
         catalogs[lang] = (path, merge(pot, po, count), forms)
 

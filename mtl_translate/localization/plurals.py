@@ -1,53 +1,60 @@
-"""Plural forms of a language, and which msgid each `msgstr[n]` is translated from."""
+"""Plural forms of a language, and which msgid each `msgstr[n]` is translated from.
+
+The forms come from babel, as `pybabel init` writes them: its table of gettext's conventional Plural-Forms (what
+Weblate, Pootle and Poedit catalogs use: Russian has 3 forms there, not CLDR's 4), and for a language outside that
+table the CLDR rule itself, when it is written in `n` alone (gettext cannot evaluate CLDR's other operands).
+"""
 
 import gettext
 import re
 
 import polib
+from babel import Locale, UnknownLocaleError
+from babel.messages.plurals import PLURALS, get_plural
+from babel.plural import to_gettext
 
 from ..placeholders import placeholder_signature
 
-# Standard gettext Plural-Forms of the languages we ship (as in the GNU gettext manual and the languages' teams).
-_EAST_SLAVIC = "nplurals=3; plural=(n%10==1 && n%100!=11 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);"
-PLURAL_FORMS = {
-    **dict.fromkeys(["de", "en", "es", "it", "nl", "sv", "pt", "da", "nb", "fi", "el", "hu", "et", "ca", "eo"],
-                    "nplurals=2; plural=(n != 1);"),
-    **dict.fromkeys(["fr", "pt_BR"], "nplurals=2; plural=(n > 1);"),
-    **dict.fromkeys(["ja", "zh", "ko", "vi", "th", "id"], "nplurals=1; plural=0;"),
-    "ru": _EAST_SLAVIC, "uk": _EAST_SLAVIC, "be": _EAST_SLAVIC,
-    "pl": "nplurals=3; plural=(n==1 ? 0 : n%10>=2 && n%10<=4 && (n%100<10 || n%100>=20) ? 1 : 2);",
-    "cs": "nplurals=3; plural=(n==1) ? 0 : (n>=2 && n<=4) ? 1 : 2;",
-    "sk": "nplurals=3; plural=(n==1) ? 0 : (n>=2 && n<=4) ? 1 : 2;",
-}
 _NPLURALS = re.compile(r"nplurals\s*=\s*(\d+)")
 _PLURAL = re.compile(r"plural\s*=\s*([^;]+)")
 
 
 def plural_forms(lang: str, header: str | None = None) -> str | None:
-    """The Plural-Forms of `lang`: the catalog's own header first (translators set it), else the table."""
-    if header and _NPLURALS.search(header) and (rule := _PLURAL.search(header)):
-        try:
-            gettext.c2py(rule[1])
-            return header
-        except ValueError:  # a broken expression: the table's, if it has one
-            pass
-    language, *region = re.split(r"[-_]", lang, maxsplit=1)  # pt-br, pt_BR -> pt_BR, then pt
-    return PLURAL_FORMS.get("_".join([language.lower(), *(r.upper() for r in region)])) or PLURAL_FORMS.get(
-        language.lower())
+    """The Plural-Forms of `lang`: the catalog's own header first (translators set it), else babel's (CLDR's);
+    None for a language babel does not know (and for the template's `nplurals=INTEGER`)."""
+    if header and valid_forms(header):
+        return header
+    try:
+        locale = Locale.parse(lang.replace("-", "_"))
+    except (UnknownLocaleError, ValueError):
+        return None
+    if str(locale) in PLURALS or locale.language in PLURALS:
+        return get_plural(locale).plural_forms
+    forms = to_gettext(locale.plural_form)
+    return forms if valid_forms(forms) else None
+
+
+def valid_forms(forms: str) -> bool:
+    """A Plural-Forms value with a number of forms and an expression in `n` that gettext can evaluate."""
+    rule = _PLURAL.search(forms)
+    try:
+        return bool(_NPLURALS.search(forms) and rule and gettext.c2py(rule[1]))
+    except (ValueError, SyntaxError):
+        return False
 
 
 def plural_sources(entry: polib.POEntry, forms: str) -> list[str]:
-    """The msgid each `msgstr[n]` is translated from. A small model cannot inflect for a number, so form 0 comes
-    from `msgid` and every other form from `msgid_plural` (the best it can do: "1 Datei", "%d Dateien"). Where form 0
-    also serves other numbers (Russian 21, 31, ...) and `msgid` lacks `msgid_plural`'s placeholders ("One file"),
-    form 0 comes from `msgid_plural` too, because `msgfmt -c` requires its placeholders there."""
-    count = nplurals(forms)
+    """The msgid each `msgstr[n]` is translated from. A small model cannot inflect for a number, so the form the
+    rule picks for n = 1 (form 1 in Arabic, whose form 0 is for n = 0) comes from `msgid` and every other form from
+    `msgid_plural` (the best it can do: "1 Datei", "%d Dateien"). Where that form also serves other numbers
+    (Russian 21, 31, ...) and `msgid` lacks `msgid_plural`'s placeholders ("One file"), it comes from
+    `msgid_plural` too, because `msgfmt -c` requires its placeholders there."""
     rule = gettext.c2py(_PLURAL.search(forms)[1])
-    form0_numbers = sum(rule(n) == 0 for n in range(1001))
+    one = rule(1)
+    one_numbers = sum(rule(n) == one for n in range(1001))
     same = placeholder_signature(entry.msgid) == placeholder_signature(entry.msgid_plural)
-    first = entry.msgid if same or form0_numbers < 5 else entry.msgid_plural  # gettext's test for "one number"
-    return [first] + [entry.msgid_plural] * (count - 1)
-
+    singular = entry.msgid if same or one_numbers < 5 else entry.msgid_plural  # gettext's test for "one number"
+    return [singular if form == one else entry.msgid_plural for form in range(nplurals(forms))]
 
 
 def nplurals(forms: str) -> int:
