@@ -244,6 +244,76 @@ def test_updating_a_catalog_adds_new_msgids_keeps_every_translation_and_obsolete
     assert [e.msgid for e in polib.pofile(str(tmp_path / "po" / "de.po")).obsolete_entries()] == []
 
 
+def test_updating_a_catalog_merges_like_msgmerge_references_and_flags_from_the_template(tmp_path):
+    (tmp_path / "demo.pot").write_text(HEADER + r'''
+#. TRANSLATORS: the file's name
+#: src/main.c:42 src/menu.c:7
+#, c-format
+msgid "Cannot open %s"
+msgstr ""
+
+#: src/main.c:50
+#, c-format
+msgid "Saved %d of %d"
+msgstr ""
+
+#: src/new.c:3
+msgid "Print"
+msgstr ""
+''', encoding="utf-8")
+    (tmp_path / "po").mkdir()
+    (tmp_path / "po" / "de.po").write_text(EXISTING_DE + r'''
+# Reviewed by Anna.
+#: main.c:10
+msgid "Cannot open %s"
+msgstr "Kann %s nicht öffnen"
+
+#: main.c:12
+#, fuzzy
+#| msgid "Saved %d"
+msgid "Saved %d of %d"
+msgstr "%d von %d gespeichert"
+
+#: gone.c:1
+msgid "Gone"
+msgstr "Weg"
+''', encoding="utf-8")
+    translate_po(tmp_path / "demo.pot", FakeTranslator(["de"]), ["de"], tmp_path / "po")
+    text = (tmp_path / "po" / "de.po").read_text()
+    assert '''
+# Reviewed by Anna.
+#. TRANSLATORS: the file's name
+#: src/main.c:42 src/menu.c:7
+#, c-format
+msgid "Cannot open %s"
+msgstr "Kann %s nicht öffnen"
+
+#: src/main.c:50
+#, c-format, fuzzy
+#| msgid "Saved %d"
+msgid "Saved %d of %d"
+msgstr "%d von %d gespeichert"
+
+# machine translation by acme/mtl-ui
+#: src/new.c:3
+#, fuzzy
+msgid "Print"
+msgstr "PRINT"
+''' in text  # a person's msgstr, fuzzy state, comment and previous msgid as they were; the rest the template's
+    assert text.endswith('''
+#~ msgctxt "menu"
+#~ msgid "Quit"
+#~ msgstr "Beenden"
+
+#, fuzzy
+#~ msgid "Tom && Jerry"
+#~ msgstr "Tom und Jerry"
+
+#~ msgid "Gone"
+#~ msgstr "Weg"
+''') and "gone.c" not in text
+    msgfmt_check(tmp_path / "po" / "de.po")
+
 def test_a_language_without_known_plural_forms_needs_them_in_its_catalog(tmp_path):
     (tmp_path / "demo.pot").write_text(TEMPLATE, encoding="utf-8")
     with pytest.raises(ValueError, match=r"Plural-Forms of 'xx' are unknown: add a header line 'Plural-Forms: "

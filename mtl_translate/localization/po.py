@@ -40,30 +40,34 @@ def check_syntax(path: str | os.PathLike) -> None:
 
 
 def merge(template: polib.POFile, po: polib.POFile | None, nplurals: int) -> polib.POFile:
-    """The template's entries in its order, each the existing `.po` entry when it has one (kept as it is; an
-    obsolete one comes back, as with msgmerge), then the obsolete entries: those already obsolete and those the
-    template no longer has (kept, translation and all, as `#~` lines)."""
+    """The catalog `msgmerge` would write: the template's entries in its order, each the existing `.po` entry when
+    it has one (an obsolete one comes back) or a new empty one, then the obsolete `#~` entries: those already
+    obsolete and those the template no longer has.
+
+    Each entry takes what the program's source decides from the template through polib's own msgmerge step
+    (`POEntry.merge`): references, `#.` comments, flags (`c-format`, which `msgfmt -c` checks by) and msgid_plural.
+    What a person wrote stays exactly: msgstr, the fuzzy flag, `#` comments and `#|` previous msgids. A plural entry
+    gets one msgstr per form of the language; an obsolete one keeps no references, as msgmerge writes it."""
     base = template if po is None else po  # (a POFile is a list: one with a header only is falsy)
     existing = {} if po is None else {(e.msgctxt, e.msgid): e for e in po}  # obsolete ones too
     merged = polib.POFile(wrapwidth=78, encoding="utf-8")
     merged.header, merged.metadata = base.header, dict(base.metadata)
     keys = set()
-    for entry in template:
-        key = (entry.msgctxt, entry.msgid)
-        if entry.obsolete or not entry.msgid or key in keys:
+    for source in template:
+        key = (source.msgctxt, source.msgid)
+        if source.obsolete or not source.msgid or key in keys:
             continue
         keys.add(key)
-        if key in existing:
-            existing[key].obsolete = False
-            merged.append(existing[key])
-        else:
-            merged.append(polib.POEntry(
-                msgctxt=entry.msgctxt, msgid=entry.msgid, msgid_plural=entry.msgid_plural,
-                msgstr_plural=dict.fromkeys(range(nplurals), "") if entry.msgid_plural else {},
-                comment=entry.comment, occurrences=list(entry.occurrences), flags=list(entry.flags)))
+        entry = existing.get(key) or polib.POEntry()
+        previous = entry.previous_msgctxt, entry.previous_msgid, entry.previous_msgid_plural
+        entry.merge(source)  # (takes the template's previous msgids, which a template has none of)
+        entry.previous_msgctxt, entry.previous_msgid, entry.previous_msgid_plural = previous
+        entry.occurrences, entry.flags = list(entry.occurrences), list(dict.fromkeys(entry.flags))  # fuzzy once
+        if entry.msgid_plural:
+            entry.msgstr_plural = {n: entry.msgstr_plural.get(n, "") for n in range(nplurals)}
+        merged.append(entry)
     for key, entry in existing.items():
         if key not in keys and entry.msgid:
-            entry.obsolete = True
+            entry.obsolete, entry.occurrences, entry.comment = True, [], ""
             merged.append(entry)
     return merged
-
