@@ -56,6 +56,14 @@ _UNRANKED = {"printf": re.compile(rf"%(?:\d+\$|[^a-zA-Z]*\*).*|{_STRFTIME}"), "b
 _PRINTF_ARGUMENT = re.compile(r"%(?:(\d+)\$)?([-+#0']*(?:\d+|\*)?(?:\.(?:\d+|\*))?(?:hh|h|ll|l|L|q|j|z|t)?"
                               r"[diouxXeEfFgGaAcspn])")
 
+# What a reordering translation may do with the unnumbered conversions of each kind, by the entry's gettext format
+# flag: C (and PHP, Objective-C) take `%2$s`; Python's `%` cannot (only `%(name)s` may move, so positional ones keep
+# the source's order); str.format takes `{1}`; a date format's directives (`%A, %d`) are no arguments and go where
+# the translation puts them. An entry without a flag keeps `restore`'s numbering unless it is a date format.
+_NUMBERED_BY = {"c-format": "printf", "objc-format": "printf", "php-format": "printf", "python-brace-format": "brace"}
+_BRACE_ARGUMENT = re.compile(r"\{(\d+)?([:!][^{}]*)?\}")  # {}, {0}, {:>5}, {1!r}; not {name}
+_DATE_DIRECTIVE = re.compile(r"%[EO]?[aAbBcdeHIjmMpSUwWxXyYZ%]")  # a date format's msgid holds only these
+
 
 def mask(text: str) -> tuple[str, list[str]]:
     """`text` with its first `MAX_SPANS` protected spans replaced by `⟨0⟩`, `⟨1⟩`, ... and those spans in order."""
@@ -122,20 +130,53 @@ def restore(text: str, spans: Sequence[str]) -> tuple[str, int]:
     return _TOKEN.sub(span, text), len(spans) - len(order)
 
 
-def placeholder_signature(text: str) -> tuple[Counter, dict[int, str]]:
-    """What `msgfmt -c` compares: printf conversions by argument position (`%2$s` is the second argument's `s`),
-    and the other format placeholders (`%(name)s`, `{0}`, `%%`) as a multiset."""
-    others, arguments, position = Counter(), {}, 0
+def placeholder_signature(text: str, date: bool = False) -> tuple[Counter, dict[tuple[str, int], str]]:
+    """What `msgfmt -c` compares: conversions by argument position (`%2$s` is the second argument's `s`, `{1}` the
+    second `{}`), and the other format placeholders (`%(name)s`, `{name}`, `%%`) as a multiset; in a date format
+    (`date`) every directive is one of the multiset, as it takes no argument."""
+    others, arguments, position = Counter(), {}, {"%": 0, "{": 0}
     for found in FORMAT_PLACEHOLDER.findall(text):
-        match = _PRINTF_ARGUMENT.fullmatch(found)
-        if match is None:
+        match = _PRINTF_ARGUMENT.fullmatch(found) or _BRACE_ARGUMENT.fullmatch(found)
+        kind = found[0]
+        if match is None or date and kind == "%":
             others[found] += 1
         elif match[1]:
-            arguments[int(match[1]) - 1] = match[2]
+            arguments[kind, int(match[1]) - (kind == "%")] = match[2]
         else:
-            arguments[position], position = match[2], position + 1
+            arguments[kind, position[kind]], position[kind] = match[2], position[kind] + 1
     return others, arguments
 
+
+
+def follow_format(text: str, msgid: str, flags: Sequence[str]) -> str:
+    """A restored translation of `msgid` whose conversions are numbered only where the entry's format allows it
+    (`_NUMBERED_BY`); where it does not, a python-format entry gets the source's conversions in the source's order,
+    a date format (`no-c-format`, or no format flag and only strftime directives) each where the model put it."""
+    formats = [flag for flag in flags if flag.endswith("-format")]
+    date = is_date_format(msgid, flags)
+    if not formats and not date:
+        return text
+    spans = mask(msgid)[1]
+    for kind in set(_SEQUENTIAL) - {_NUMBERED_BY.get(flag) for flag in formats}:
+        plain = [spans[i] for i, (k, _) in sorted(_ranks(spans).items()) if k == kind]
+        numbered = {_numbered(span, kind, rank): span for rank, span in enumerate(plain)}
+        if not any(n in text for n in numbered):
+            continue
+        found = re.compile("|".join(sorted(map(re.escape, {*numbered, *plain}), key=len, reverse=True)))
+        if date:
+            text = found.sub(lambda m: numbered.get(m[0], m[0]), text)
+        elif len(found.findall(text)) == len(plain):
+            source_order = iter(plain)
+            text = found.sub(lambda m: next(source_order), text)
+    return text
+
+
+def is_date_format(msgid: str, flags: Sequence[str]) -> bool:
+    """A strftime format, whose directives are no arguments: flagged `no-c-format`, or without a format flag and
+    with only directives that strftime knows (`%A, %d`; `%d of %d` too, which is then no longer renumbered)."""
+    printf = [p for p in FORMAT_PLACEHOLDER.findall(msgid) if p.startswith("%")]
+    return "no-c-format" in flags or (not any(flag.endswith("-format") for flag in flags) and bool(printf)
+                                      and all(_DATE_DIRECTIVE.fullmatch(p) for p in printf))
 
 
 def mask_rows(rows: Sequence[dict], source_lang: str) -> tuple[list[dict], int, dict[str, int]]:

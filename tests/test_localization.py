@@ -13,7 +13,7 @@ from mtl_translate import Translator
 from mtl_translate.cli import main
 from mtl_translate.data.gettext import default_roots
 from mtl_translate.localization import translate_po
-from mtl_translate.placeholders import FORMAT_PLACEHOLDER, SPAN
+from mtl_translate.placeholders import FORMAT_PLACEHOLDER, SPAN, mask, restore
 
 HEADER = r'''# Demo program.
 #, fuzzy
@@ -210,6 +210,75 @@ msgstr ""
     assert de[(None, "Quit")].msgstr == "QUIT"
     msgfmt_check(tmp_path / "po" / "de.po")
 
+
+class ReorderingTranslator(FakeTranslator):
+    """A model that reorders mask tokens: masks each text as the Translator does, answers from `table` by the
+    masked text (else the masked text itself) and restores the answer, numbering reordered conversions."""
+
+    def translate(self, texts, langs, *, rows, batch_size, **generation):
+        masked = [mask(text) for text in texts]
+        return {lang: [restore(self.table.get((lang, m), m), spans)[0] if keep else None
+                       for (m, spans), keep in zip(masked, rows[lang])] for lang in langs}
+
+
+def msgfmt_reviewed(path: Path) -> subprocess.CompletedProcess:
+    """`msgfmt -c --check-format` on the catalog as a reviewer would leave it: every fuzzy flag removed (msgfmt does
+    not check the format of a fuzzy entry)."""
+    if shutil.which("msgfmt") is None:
+        pytest.skip("msgfmt is not installed (Debian package gettext)")
+    po = polib.pofile(str(path))
+    for entry in po:
+        entry.flags = [flag for flag in entry.flags if flag != "fuzzy"]
+    po.save(str(path.with_suffix(".reviewed.po")))
+    return subprocess.run(["msgfmt", "-c", "--check-format", "-o", "/dev/null", str(path.with_suffix(".reviewed.po"))],
+                          capture_output=True, text=True)
+
+
+def test_reordered_conversions_are_numbered_only_where_the_format_flag_allows_it(tmp_path):
+    (tmp_path / "demo.pot").write_text(HEADER + r'''
+#, c-format
+msgid "Copied %s to %s"
+msgstr ""
+
+#, python-format
+msgctxt "python"
+msgid "Copied %s to %s"
+msgstr ""
+
+#, python-format
+msgid "Copied %(src)s to %(dst)s"
+msgstr ""
+
+#, python-brace-format
+msgid "Copied {} to {}"
+msgstr ""
+
+msgid "%A, day %d"
+msgstr ""
+
+#, no-c-format
+msgctxt "flagged"
+msgid "%A, day %d"
+msgstr ""
+''', encoding="utf-8")
+    table = {("de", "Copied ⟨0⟩ to ⟨1⟩"): "Nach ⟨1⟩ kopiert: ⟨0⟩", ("de", "⟨0⟩, day ⟨1⟩"): "Tag ⟨1⟩, ⟨0⟩"}
+    report = translate_po(tmp_path / "demo.pot", ReorderingTranslator(["de"], table), ["de"], tmp_path / "po")
+    assert report["de"]["filled"] == 6
+    de = {(e.msgctxt, e.msgid): e.msgstr for e in polib.pofile(str(tmp_path / "po" / "de.po"))}
+    assert de == {
+        (None, "Copied %s to %s"): "Nach %2$s kopiert: %1$s",  # C: each conversion keeps its argument
+        ("python", "Copied %s to %s"): "Nach %s kopiert: %s",  # Python's % has no %2$s: the source's order
+        (None, "Copied %(src)s to %(dst)s"): "Nach %(dst)s kopiert: %(src)s",  # named: free to move
+        (None, "Copied {} to {}"): "Nach {1} kopiert: {0}",
+        (None, "%A, day %d"): "Tag %d, %A", ("flagged", "%A, day %d"): "Tag %d, %A",  # a date: directives move
+    }
+    checked = msgfmt_reviewed(tmp_path / "po" / "de.po")
+    assert checked.returncode == 0 and "format" not in checked.stderr  # header warnings only
+    po = polib.pofile(str(tmp_path / "po" / "de.po"))  # what the python-format entry got before: msgfmt refuses it
+    po.find("Copied %s to %s", msgctxt="python").msgstr = "Nach %2$s kopiert: %1$s"
+    po.save()
+    checked = msgfmt_reviewed(tmp_path / "po" / "de.po")
+    assert checked.returncode == 1 and "'msgstr' is not a valid Python format string, unlike 'msgid'" in checked.stderr
 
 def test_access_keys_go_before_their_letter_in_the_translation_and_ampersands_that_are_none_stay(tmp_path):
     (tmp_path / "demo.pot").write_text(HEADER + "".join(f'\nmsgid "{m}"\nmsgstr ""\n' for m in (

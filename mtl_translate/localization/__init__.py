@@ -19,7 +19,7 @@ import polib
 
 from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
-from ..placeholders import placeholder_signature
+from ..placeholders import follow_format, is_date_format, placeholder_signature
 from .markup import Source, finish, prepare
 from .plurals import nplurals, plural_forms, plural_sources
 from .po import merge, read_catalog
@@ -128,9 +128,11 @@ def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang
     """Writes the translation of each form ((msgid, its Source, the model's output)) into `entry`, fuzzy, when every
     form keeps its msgid's markup and format placeholders; returns "filled", "mismatch" or "empty" (no output)."""
     msgstrs = [finish(source, msgid, output, lang) for msgid, source, output in forms]
+    msgstrs = [msgstr and follow_format(msgstr, msgid, entry.flags) for msgstr, (msgid, _, _) in zip(msgstrs, forms)]
     if any(msgstr is None and not (output or "").strip() for msgstr, (_, _, output) in zip(msgstrs, forms)):
         return "empty"
-    if any(msgstr is None or placeholder_signature(msgstr) != placeholder_signature(msgid)
+    date = is_date_format(entry.msgid, entry.flags)
+    if any(msgstr is None or placeholder_signature(msgstr, date) != placeholder_signature(msgid, date)
            for msgstr, (msgid, _, _) in zip(msgstrs, forms)):
         return "mismatch"
     if entry.msgid_plural:
