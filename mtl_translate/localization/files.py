@@ -28,7 +28,8 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
                    model_name: str | None = None, batch_size: int = 32, **generation) -> dict:
     """Write `path` with its untranslated units filled to `out`; returns {"path", "format", "units", "kept", "filled",
     "mismatch", "empty", "review"}. A monolingual format needs `template` (the source-language file); `path` may
-    then be missing (a new language). `lang` defaults to the language the file declares."""
+    then be missing (a new language). `lang` defaults to the language the file declares. `translator` may be a
+    function that loads it: it is called once the files are read, so that a bad file fails before a model loads."""
     name = detect_format(template or path, file_format)
     fmt = FORMATS[name]
     refuse_output_over_input(out, {"the file": path, "--template": template}, "--out", "Pass another --out file")
@@ -49,6 +50,7 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
         store = new_store(name, lang)
     elif not store.gettargetlanguage():
         store.settargetlanguage(lang)  # plural forms need it; a language the file names stays as written
+    translator = translator() if callable(translator) else translator
     model_lang = model_language(translator, lang)
     todo = monolingual_todo(source, store, name) if fmt.monolingual else bilingual_todo(store, name)
 

@@ -18,6 +18,7 @@ from babel import Locale, UnknownLocaleError
 _QT = re.compile(r"%L?\d+|%n")  # QString::arg, tr()'s count
 _I18NEXT = re.compile(r"\{\{[^{}]*\}\}|\$t\([^()]*\)")  # interpolation, nesting
 _MESSAGE_FORMAT = re.compile(r"\{\d+(?:,[^{}]*)?\}")  # Java MessageFormat: {0}, {1,number,integer}
+_XLIFF2 = re.compile(rb"<xliff[^>]*\sversion=[\"']2")
 _RUBY = re.compile(r"%\{\w+\}|%<\w+>[-+ #0]*\d*(?:\.\d+)?[a-zA-Z]")  # Rails I18n: %{name}, %<count>d
 
 
@@ -79,7 +80,7 @@ def detect_format(path, name: str | None = None) -> str:
         raise ValueError(f"{path}: translate-file does not read {kind}; it reads {known} (or pass --format "
                          f"{'|'.join(FORMATS)} when the name does not say the format).")
     found = EXTENSIONS[extension]
-    if found == "xliff" and re.search(rb"<xliff[^>]*\sversion=[\"']2", Path(path).read_bytes()[:4096]):
+    if found == "xliff" and Path(path).is_file() and _XLIFF2.search(Path(path).read_bytes()[:4096]):
         return "xliff2"
     if found == "yaml" and is_locale(read_store(path, "ruby-yaml", "the file").gettargetlanguage()):
         return "ruby-yaml"
