@@ -92,6 +92,11 @@ def translatable(store) -> list:
     return [u for u in store.units if not u.isheader() and u.istranslatable() and u.source]
 
 
+def has_inline_xml(unit, name: str) -> bool:
+    """An XLIFF unit whose source has inline elements (not a gettext plural group, which has no source element)."""
+    return name in _XLIFF and unit.source_dom is not None and len(unit.source_dom) > 0
+
+
 def strings(value) -> list[str]:
     return [str(s) for s in value.strings] if isinstance(value, multistring) else [str(value or "")]
 
@@ -104,7 +109,7 @@ def bilingual_todo(store, name: str) -> list[tuple]:
         if unit.isfuzzy() or any(strings(unit.target)):
             continue
         source = strings(unit.source)
-        if name in _XLIFF and len(unit.source_dom):
+        if has_inline_xml(unit, name):
             source = [inner_xml(unit.source_dom)]  # inline elements kept as markup
         if unit.hasplural():
             count = len(unit.target.strings) if isinstance(unit.target, multistring) else 0
@@ -158,7 +163,7 @@ def write_target(store, unit, drafts: list[str], name: str):
                 existing.setid(unit.getid())
             store.addunit(existing)  # before the target: a plural needs the store's language
         unit = existing
-    if name in _XLIFF and len(unit.source_dom):
+    if has_inline_xml(unit, name):
         content = parse_content(drafts[0], unit.source_dom)
         if content is None:
             return None
