@@ -306,7 +306,8 @@ def build_parser() -> argparse.ArgumentParser:
                                               ".properties or YAML file into --out (drafts marked for review)")
     p.add_argument("file", help="the translation file; for Android/JSON/properties/YAML the target language's file "
                                 "(it may not exist yet)")
-    p.add_argument("--template", default=None, help="monolingual formats: the source-language file (values/strings.xml)")
+    p.add_argument("--template", default=None,
+                   help="monolingual formats: the source-language file (values/strings.xml)")
     p.add_argument("--lang", default=None, help="default: the language the file declares")
     p.add_argument("--out", required=True, help="where to write the filled file (never the file itself)")
     p.add_argument("--format", default=None, help="default: by extension (xliff, xliff2, ts, po, android, json, "
