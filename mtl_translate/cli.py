@@ -1,4 +1,4 @@
-"""`mtl-translate {train,compare,evaluate,translate,translate-po,info,add-language,remove-language,
+"""`mtl-translate {train,compare,evaluate,translate,translate-po,translate-file,info,add-language,remove-language,
 average-checkpoints,build-data,push,demo}`: thin wrappers over the package."""
 
 import argparse
@@ -170,6 +170,16 @@ def cmd_translate_po(args, _) -> None:
     print(format_report(report))
 
 
+def cmd_translate_file(args, _) -> None:
+    from .localization.files import format_file_report, translate_file
+
+    report = translate_file(args.file, lambda: load_translator(args), args.out, args.lang, template=args.template,
+                            file_format=args.format, model_name=args.model, batch_size=args.batch_size,
+                            num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
+                            no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty)
+    print(format_file_report(report))
+
+
 def cmd_info(args, _) -> None:
     from .info import format_info, model_info
 
@@ -292,7 +302,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
     p.add_argument("--out-dir", default="po", help="holds <lang>.po, written or updated (default: po)")
     p.set_defaults(func=cmd_translate_po)
-    for name in ("evaluate", "translate", "translate-po"):
+    p = sub.add_parser("translate-file", help="fill the untranslated units of an XLIFF, .ts, .po, Android, JSON, "
+                                              ".properties or YAML file into --out (drafts marked for review)")
+    p.add_argument("file", help="the translation file; for Android/JSON/properties/YAML the target language's file "
+                                "(it may not exist yet)")
+    p.add_argument("--template", default=None,
+                   help="monolingual formats: the source-language file (values/strings.xml)")
+    p.add_argument("--lang", default=None, help="default: the language the file declares")
+    p.add_argument("--out", required=True, help="where to write the filled file (never the file itself)")
+    p.add_argument("--format", default=None, help="default: by extension (xliff, xliff2, ts, po, android, json, "
+                                                  "i18next, properties, yaml, ruby-yaml)")
+    p.add_argument("--model", required=True)
+    p.set_defaults(func=cmd_translate_file)
+    for name in ("evaluate", "translate", "translate-po", "translate-file"):
         p = sub.choices[name]
         p.add_argument("--max-new-tokens", type=int_at_least(1), default=None,
                        help="at most the model's max_target_positions; default: the generation config")

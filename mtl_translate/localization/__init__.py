@@ -19,8 +19,8 @@ import polib
 
 from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
-from ..placeholders import follow_format, is_date_format, placeholder_signature
-from .markup import Source, finish, prepare
+from .drafting import draft
+from .markup import Source, prepare
 from .plurals import nplurals, plural_forms, plural_sources
 from .po import merge, read_catalog
 
@@ -126,15 +126,10 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
 
 def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str) -> str:
     """Writes the translation of each form ((msgid, its Source, the model's output)) into `entry`, fuzzy, when every
-    form keeps its msgid's markup and format placeholders; returns "filled", "mismatch" or "empty" (no output)."""
-    msgstrs = [finish(source, msgid, output, lang) for msgid, source, output in forms]
-    msgstrs = [msgstr and follow_format(msgstr, msgid, entry.flags) for msgstr, (msgid, _, _) in zip(msgstrs, forms)]
-    if any(msgstr is None and not (output or "").strip() for msgstr, (_, _, output) in zip(msgstrs, forms)):
-        return "empty"
-    date = is_date_format(entry.msgid, entry.flags)
-    if any(msgstr is None or placeholder_signature(msgstr, date) != placeholder_signature(msgid, date)
-           for msgstr, (msgid, _, _) in zip(msgstrs, forms)):
-        return "mismatch"
+    form keeps its msgid's markup and format placeholders (`draft`); returns "filled", "mismatch" or "empty"."""
+    status, msgstrs = draft(forms, lang, entry.flags, entry.msgid)
+    if status != "filled":
+        return status
     if entry.msgid_plural:
         entry.msgstr_plural = dict(enumerate(msgstrs))
     else:

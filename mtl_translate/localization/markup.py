@@ -1,6 +1,7 @@
 """The parts of a msgid a translation must keep exactly that are not format placeholders: markup (`<b>`,
 `<a href="...">`, `&amp;`, Qt's `&&`), leading/trailing whitespace and line breaks, and the access-key marker
-(`_Open`, `&Open`). They are taken out before the model reads the msgid and put back into its output."""
+(`_Open`, `&Open`, LibreOffice's `~Open`). They are taken out before the model reads the msgid and put back into its
+output; a file format adds its own placeholders (Qt's `%1`, i18next's `{{name}}`) to what is kept verbatim."""
 
 import re
 from dataclasses import dataclass
@@ -17,6 +18,7 @@ _VOID_TAGS = {"br", "hr", "img"}
 _ENTITY = re.compile(r"&(?:[A-Za-z]\w*|#\d+|#x[0-9A-Fa-f]+);|&&")
 _QT_MNEMONIC = re.compile(r"(?<!&)&(?=[^\W\d_])(?![A-Za-z]\w*;)")
 _GTK_MNEMONIC = re.compile(r"_(?=[^\W\d_])")
+_MNEMONICS = {"_": _GTK_MNEMONIC, "&": _QT_MNEMONIC, "~": re.compile(r"~(?=[^\W\d_])")}
 
 
 @dataclass
@@ -27,20 +29,22 @@ class Source:
     text: str  # the model's input; "" when there is nothing to translate (the msgid is copied)
     trail: str
     markup: list[str]  # the masked tags and entities, by index of their ⟨N⟩ token
-    mnemonic: tuple[str, str] | None  # (marker "_" or "&", the letter it marked)
+    mnemonic: tuple[str, str] | None  # (marker "_", "&" or "~", the letter it marked)
 
 
-def prepare(msgid: str) -> Source:
-    """Everything of a msgid that must come out unchanged is taken out of the model's hands first."""
+def prepare(msgid: str, access_keys: str = "_&", protect: re.Pattern | None = None) -> Source:
+    """Everything of a msgid that must come out unchanged is taken out of the model's hands first: the first marker
+    of `access_keys` that marks a label here (`~` only where the format uses it: LibreOffice), and the markup and
+    the spans of `protect` (a format's placeholders)."""
     lead, body, trail = EDGES.match(msgid).groups()
     mnemonic = None
-    qt = "_" not in body and len(_QT_MNEMONIC.findall(body)) == 1 and is_mnemonic_label(_QT_MNEMONIC.sub("_", body))
-    marker = "_" if is_mnemonic_label(body) else "&" if qt else None  # Qt's rules as GTK's: not in AT&T, R&D
+    marker = next((m for m in access_keys if marks_access_key(body, m)), None)  # not in AT&T, R&D, user_name
     if marker:
-        at = (_GTK_MNEMONIC if marker == "_" else _QT_MNEMONIC).search(body).start()
+        at = _MNEMONICS[marker].search(body).start()
         mnemonic, body = (marker, body[at + 1]), body[:at] + body[at + 1:]
     markup = []
-    if spans := markup_spans(body):
+    spans = markup_spans(body) + [re.escape(m[0]) for m in (protect.finditer(body) if protect else ())]
+    if spans := sorted(set(spans), key=len, reverse=True):
         def token(match: re.Match) -> str:
             markup.append(match[0])
             return f"⟨{len(markup) - 1}⟩"
@@ -48,6 +52,14 @@ def prepare(msgid: str) -> Source:
         body = re.sub("|".join(spans), token, body)
     words = SPAN.sub("", body)  # SPAN takes the ⟨N⟩ tokens too
     return Source(lead, body if any(c.isalpha() for c in words) else "", trail, markup, mnemonic)
+
+
+def marks_access_key(body: str, marker: str) -> bool:
+    """Whether the one `marker` of `body` is an access key, by GTK's rules for `_` (`is_mnemonic_label`)."""
+    if marker == "_":
+        return is_mnemonic_label(body)
+    found = _MNEMONICS[marker].findall(body)
+    return "_" not in body and len(found) == 1 and is_mnemonic_label(_MNEMONICS[marker].sub("_", body))
 
 
 def markup_spans(text: str) -> list[str]:
