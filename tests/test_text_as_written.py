@@ -7,6 +7,7 @@ from pathlib import Path
 import polib
 import pytest
 
+from mtl_translate.placeholders import mask, restore
 from mtl_translate.tokenization_mtl import TargetTokenizer
 
 from .conftest import CORPUS
@@ -62,3 +63,10 @@ def test_a_tokenizer_saved_before_keeps_its_own_normaliser(tmp_path):
     old = TargetTokenizer(vocab_file=str(tmp_path / "tokenizer.model"))
     assert old.sp_model.decode(old.sp_model.encode(["Patientez…", "Fichier\u00a0:  %s "])) == \
         ["Patientez...", "Fichier : %s"]
+
+
+@pytest.mark.parametrize("text", ["Fichier\u00a0: %s  (%d)\n\t--all", "  -o, --output=FILE      write to FILE",
+                                  "Taille\u202f: %d\u202fo !"])
+def test_masking_and_restoring_placeholders_keeps_the_whitespace_around_them(text):
+    masked, spans = mask(text)
+    assert restore(masked, spans) == (text, 0)

@@ -20,6 +20,7 @@ import polib
 from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
 from ..placeholders import follow_format, is_date_format, placeholder_signature
+from .columns import translate_columns
 from .markup import Source, finish, prepare
 from .plurals import nplurals, plural_forms, plural_sources
 from .po import merge, read_catalog
@@ -94,8 +95,9 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
                 if source.text:
                     wanted.setdefault(source.text, set()).add(lang)
     texts = list(wanted)
-    output = translator.translate(texts, langs, rows={lang: [lang in wanted[t] for t in texts] for lang in langs},
-                                  batch_size=batch_size, **generation) if texts else {lang: [] for lang in langs}
+    rows = {lang: [lang in wanted[t] for t in texts] for lang in langs}
+    output = translate_columns(translator, texts, langs, rows=rows, batch_size=batch_size,
+                               **generation) if texts else {lang: [] for lang in langs}
 
     report = {}
     for lang, (path, po, forms) in catalogs.items():
