@@ -4,7 +4,8 @@ A model trained on short strings cannot translate a whole `--help` screen in one
 most of it. So a text is split into lines (each keeps its indentation and line break), and a line that is still
 too long into sentences (after `.`, `!`, `?`, `;`, `:`) and option items (`-a, --all ...` of a collapsed option
 table); adjacent pieces are merged again as long as they fit, so a text that fits is never split. The pieces are
-translated as separate inputs and joined with the separators they had.
+translated as separate inputs and joined with the separators they had, as written (two spaces after a sentence,
+a tab, the spaces aligning an option column).
 """
 
 import re
@@ -12,8 +13,9 @@ from collections.abc import Callable
 
 _LINE = re.compile(r"(\r?\n)")
 EDGES = re.compile(r"^(\s*)(.*?)(\s*)$", re.S)  # (leading blanks, text, trailing blanks)
-# After sentence punctuation, or before an option item ("-a, --all", "--size=SIZE", "-n NUM"): a break point.
-_BREAK = re.compile(r"(?<=[.!?;:])\s+(?=\S)|(?<!,)\s+(?=--?[A-Za-z][\w-]*(?:[,=\[]|\s))")
+# After sentence punctuation, or before an option item ("-a, --all", "--size=SIZE", "-n NUM"): a break point, whose
+# whitespace is the one group that matched.
+_BREAK = re.compile(r"(?<=[.!?;:])(\s+)(?=\S)|(?<!,)(\s+)(?=--?[A-Za-z][\w-]*(?:[,=\[]|\s))")
 
 
 def split_text(text: str, fits: Callable[[str], bool]) -> tuple[list[str], list[str]]:
@@ -29,26 +31,27 @@ def split_text(text: str, fits: Callable[[str], bool]) -> tuple[list[str], list[
         lead, body, trail = EDGES.match(part).groups()
         glue[-1] += lead
         if body:
-            for j, piece in enumerate(split_line(body, fits)):
-                if j:
-                    glue.append(" ")
-                pieces.append(piece)
-            glue.append("")
+            line_pieces, gaps = split_line(body, fits)
+            pieces += line_pieces
+            glue += [*gaps, ""]
         glue[-1] += trail
     return pieces, glue
 
 
-def split_line(line: str, fits: Callable[[str], bool]) -> list[str]:
-    """One line -> as few pieces as fit, cut only at break points."""
+def split_line(line: str, fits: Callable[[str], bool]) -> tuple[list[str], list[str]]:
+    """One line -> as few pieces as fit, cut only at break points; and the whitespace between them, as written."""
     if fits(line):
-        return [line]
-    pieces = []
-    for chunk in _BREAK.split(line):
-        if pieces and fits(f"{pieces[-1]} {chunk}"):
-            pieces[-1] = f"{pieces[-1]} {chunk}"
+        return [line], []
+    parts = _BREAK.split(line)  # chunk, (sentence gap, option gap), chunk, ...: one gap of each pair is None
+    chunks, gaps = parts[::3], [a or b for a, b in zip(parts[1::3], parts[2::3])]
+    pieces, kept = [chunks[0]], []
+    for gap, chunk in zip(gaps, chunks[1:]):
+        if fits(pieces[-1] + gap + chunk):
+            pieces[-1] += gap + chunk
         else:
             pieces.append(chunk)
-    return pieces
+            kept.append(gap)
+    return pieces, kept
 
 
 def join_pieces(pieces: list[str], glue: list[str]) -> str:

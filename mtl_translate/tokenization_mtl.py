@@ -7,6 +7,7 @@ it and what is missing, not a Hub lookup error about a repo id.
 
 import io
 import json
+import logging
 import os
 import re
 from collections.abc import Iterable, Mapping
@@ -19,7 +20,22 @@ from transformers.tokenization_utils_sentencepiece import SentencePieceBackend
 from .configuration_mtl import MTLConfig
 from .placeholders import MASK_TOKENS
 
+logger = logging.getLogger(__name__)
+
 SPECIAL_TOKENS = {"pad_token": "<pad>", "unk_token": "<unk>", "bos_token": "<s>", "eos_token": "</s>"}  # ids 0..3
+# Every target tokenizer is trained with these options, so that decode(encode(t)) == t: text comes out as written.
+# SentencePiece's defaults (NFKC, collapsed whitespace) turned `…` into `...`, French no-break spaces (U+00A0,
+# U+202F) into spaces, full-width `：，（）` into ASCII and flattened the aligned columns of `--help` text. With the
+# identity rule and whitespace kept, runs of spaces may be pieces of their own (column alignment), "\n" and "\t" are
+# pieces when frequent and bytes otherwise, and any character outside the vocabulary is spelled in UTF-8 byte pieces
+# (byte_fallback). The dummy prefix stays: decoding removes exactly the one space it added. A model saved before
+# keeps its own normaliser (it is stored in its .model file) and behaves as it did.
+TRAINER_OPTIONS = {
+    "model_type": "unigram", "pad_id": 0, "unk_id": 1, "bos_id": 2, "eos_id": 3, "character_coverage": 0.9995,
+    "byte_fallback": True, "normalization_rule_name": "identity", "remove_extra_whitespaces": False,
+    "allow_whitespace_only_pieces": True, "hard_vocab_limit": False, "input_sentence_size": 2_000_000,
+    "shuffle_input_sentence": True, "minloglevel": 2,
+}
 
 
 class TargetTokenizer(SentencePieceBackend):
@@ -90,12 +106,8 @@ class TargetTokenizer(SentencePieceBackend):
                              f"check that the training split has targets for {lang!r}.")
         model = io.BytesIO()
         try:
-            spm.SentencePieceTrainer.train(
-                sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size, model_type="unigram",
-                pad_id=0, unk_id=1, bos_id=2, eos_id=3, character_coverage=0.9995, byte_fallback=True,
-                hard_vocab_limit=False, input_sentence_size=2_000_000, shuffle_input_sentence=True,
-                minloglevel=2, **spm_kwargs,
-            )
+            spm.SentencePieceTrainer.train(sentence_iterator=iter(texts), model_writer=model, vocab_size=vocab_size,
+                                           **{**TRAINER_OPTIONS, **spm_kwargs})
         except RuntimeError as err:
             needed = re.search(r"smaller than required_chars\. \d+ vs (\d+)", str(err))
             if needed:
@@ -108,7 +120,23 @@ class TargetTokenizer(SentencePieceBackend):
         path = os.path.join(save_directory, "tokenizer.model")
         with open(path, "wb") as f:
             f.write(model.getvalue())
-        return cls(vocab_file=path)
+        tokenizer = cls(vocab_file=path)
+        tokenizer.log_round_trip(texts, lang)
+        return tokenizer
+
+    def round_trip_failures(self, texts: list[str]) -> list[str]:
+        """The texts that do not come back as written from decode(encode(text))."""
+        return [text for text, back in zip(texts, self.sp_model.decode(self.sp_model.encode(texts))) if back != text]
+
+    def log_round_trip(self, texts: list[str], lang: str) -> None:
+        """How many training targets come back exactly: one that does not would be learnt, and emitted, changed."""
+        failed = self.round_trip_failures(texts)
+        exact = 100 * (1 - len(failed) / len(texts))
+        if failed:
+            logger.warning(f"{lang}: {len(texts) - len(failed)} of {len(texts)} training targets ({exact:.2f} %) come "
+                           f"back exactly from the tokenizer; not, e.g.: {[t[:60] for t in failed[:3]]}")
+        else:
+            logger.info(f"{lang}: all {len(texts)} training targets come back exactly from the tokenizer")
 
 
 class MTLTokenizer:

@@ -78,12 +78,12 @@ def test_rows_keep_translations_and_drop_noise(root, tmp_path):
     rows = by_source(tmp_path / "out")
     assert set(rows) == {
         "Open file", "Save As", "One file", "%d files", "Shared", "Tie", "Library error",
-        "Hidden gem", "Line one line two", "user_name is invalid",
+        "Hidden\n  gem", "Line one\n  line two", "user_name is invalid",
     }  # no untranslated, fuzzy, obsolete, header or placeholder-only msgids
     assert rows["Open file"]["translation"] == {"en": "Open file", "de": "Datei öffnen", "fr": "Ouvrir le fichier"}
     assert rows["Library error"]["translation"]["fr"] == "Erreur de bibliothèque"  # read from .mo
-    assert rows["Hidden gem"]["translation"] == {"en": "Hidden gem", "de": "Verstecktes Juwel", "fr": None}
-    assert rows["Line one line two"]["translation"]["fr"] == "Ligne un ligne deux"
+    assert rows["Hidden\n  gem"]["translation"] == {"en": "Hidden\n  gem", "de": "Verstecktes Juwel", "fr": None}
+    assert rows["Line one\n  line two"]["translation"]["fr"] == "Ligne un\nligne deux"  # line breaks as written
     assert all(list(r["translation"]) == ["en", "de", "fr"] for r in rows.values())
 
 
@@ -130,7 +130,7 @@ def test_test_domain_is_held_out_without_leakage(root, tmp_path):
     stats = build(root, tmp_path / "out", validation_fraction=0.5)
     test = read_split(tmp_path / "out", "test")
     seen = {r["translation"]["en"] for s in ("train", "validation") for r in read_split(tmp_path / "out", s)}
-    assert [r["translation"]["en"] for r in test] == ["Hidden gem"]
+    assert [r["translation"]["en"] for r in test] == ["Hidden\n  gem"]
     assert "Shared" in seen  # also in tool, but app/lib are not held out
     assert stats["test_domains"] == ["tool"]
     assert stats["rows"] == {"train": 5, "validation": 4, "test": 1}
@@ -274,3 +274,35 @@ def test_heldout_domains_leave_every_split_and_go_to_heldout(tmp_path):
     assert corpus_is_complete(out, ["cli"]) and not corpus_is_complete(out, []) and not corpus_is_complete(out, ["gui"])
     with pytest.raises(ValueError, match=r"unknown held-out domain\(s\) \['nope'\]"):
         build_gettext_corpus(["de"], tmp_path / "o2", roots=[root], heldout_domains=["nope"])
+
+
+def test_whitespace_inside_strings_is_kept_as_written_and_spacing_variants_are_one_row(tmp_path):
+    """No-break spaces (U+00A0, U+202F), `…`, line breaks and the aligned columns of `--help` text stay as the
+    catalogs write them (only the ends are stripped); strings that differ only in spacing are one row, written the
+    way most catalogs write it."""
+    root = tmp_path / "locale"
+    option = "  -o, --output=FILE      write to FILE\n      (the default is standard output)\n"
+    write_catalog(root, "fr", "a", [("File: %s", "Fichier\u00a0: %s"), ("Wait…", "Patientez\u202f!…"),
+                                    (option, "  -o, --output=FICHIER   écrire dans FICHIER\n")])
+    write_catalog(root, "fr", "b", [(option.replace("      (", " ("), "  -o, --output=FICHIER   écrire\tdans FICHIER")])
+    write_catalog(root, "fr", "c", [("File:  %s", "Fichier\u00a0: %s")])
+    out = tmp_path / "out"
+    stats = build_gettext_corpus(["fr"], out, roots=[root], test_fraction=0, validation_fraction=0)
+    rows = {r["translation"]["en"]: r["translation"]["fr"] for r in read_split(out, "train")}
+    assert rows == {
+        "File: %s": "Fichier\u00a0: %s",  # "File:  %s" (catalog c) is the same row; a is first
+        "Wait…": "Patientez\u202f!…",
+        option.strip(): "-o, --output=FICHIER   écrire dans FICHIER",  # a and b: one row, a's (first domain)
+    }
+    assert stats["version"] == gettext.CORPUS_VERSION == 2 and stats["rows"]["train"] == 3
+
+
+def test_a_corpus_built_with_whitespace_collapsed_is_rebuilt(root, tmp_path, caplog):
+    out = tmp_path / "out"
+    build(root, out)
+    stats = json.loads((out / "stats.json").read_text())
+    del stats["version"]  # as builds before version 2 wrote it
+    (out / "stats.json").write_text(json.dumps(stats))
+    assert not corpus_is_complete(out)
+    assert f"{out} was built by an older mtl-translate (corpus version 1, whitespace inside strings collapsed); it is " \
+           "rebuilt" in caplog.text

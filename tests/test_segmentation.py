@@ -60,3 +60,11 @@ def test_translator_translates_each_line_and_each_long_sentence_on_its_own(tiny_
         assert got[lang][1] == f"{alone[lang][2]} {alone[lang][3]}"
         assert got[lang][3] == ""
     assert got["de"][2] == alone["de"][0] and got["fr"][2] is None  # rows still pick texts
+
+
+def test_the_whitespace_between_pieces_of_a_line_is_kept_as_written():
+    line = "Sort entries.  Then  print them.\tDone:   --all      list all"
+    pieces, glue = split_text(line, words_fit(3))
+    assert pieces == ["Sort entries.", "Then  print them.", "Done:", "--all      list all"]
+    assert glue == ["", "  ", "\t", "   ", ""]
+    assert join_pieces(pieces, glue) == line

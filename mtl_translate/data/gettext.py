@@ -33,6 +33,9 @@ _WORD_WITH_UNDERSCORE = re.compile(r"(\S*)_([^\W\d_]\S*)")
 _CJK_MNEMONIC = re.compile(r"\s*\(_[^\W\d_]\)")  # "開く(_O)"
 _MNEMONIC = re.compile(r"_(?=[^\W\d_])")
 CORPUS_FILES = ("train.jsonl", "validation.jsonl", "test.jsonl", "stats.json")
+# stats.json's "version": 2 keeps whitespace inside strings as written; builds without it (1) collapsed it and are
+# rebuilt, since tokenizers trained on them cannot learn `Fichier\u00a0: %s` or the columns of `--help` text.
+CORPUS_VERSION = 2
 HELDOUT_FILE = "heldout.jsonl"
 
 
@@ -70,9 +73,22 @@ def strip_mnemonic(text: str) -> str:
     return _MNEMONIC.sub("", _CJK_MNEMONIC.sub("", text), count=1)
 
 
-def _clean(text: str) -> str:
-    """One line per sentence: the model and the CLI work on single lines."""
+def join_key(text: str) -> str:
+    """Whitespace collapsed: catalogs that differ only in spacing or line breaks give one row (the text kept in the
+    row is as written, the `majority` of its forms)."""
     return " ".join(text.split())
+
+
+def vote(candidates: dict[str, list], text: str, domain: str) -> None:
+    """One more catalog (`domain`) writes `text`; candidates[text] = [count, alphabetically first domain]."""
+    tally = candidates.setdefault(text, [0, domain])
+    tally[0] += 1
+    tally[1] = min(tally[1], domain)
+
+
+def majority(candidates: dict[str, list]) -> str:
+    """The text most catalogs write (ties: the alphabetically first domain's, then the first in code-point order)."""
+    return min(candidates, key=lambda t: (-candidates[t][0], candidates[t][1], t))
 
 
 def _teaches_nothing(text: str) -> bool:
@@ -154,7 +170,8 @@ def build_gettext_corpus(
     """Write ``train/validation/test.jsonl`` and ``stats.json`` to ``out_dir`` (replacing a previous corpus there,
     all at once); return the stats.
 
-    One row per distinct (whitespace-collapsed, mnemonic-stripped) English string:
+    One row per distinct English string (mnemonic stripped; compared with whitespace collapsed, `join_key`, and kept
+    as written, `written_form`: no-break spaces, line breaks and aligned columns stay; only the ends are stripped):
     ``{"translation": {source_lang: ..., lang: str | None, ...}, "domain": d}`` where
     ``d`` is the alphabetically first domain the string occurs in. When catalogs
     disagree, the most frequent translation wins (ties: alphabetically first domain).
@@ -174,7 +191,8 @@ def build_gettext_corpus(
     root_names = ", ".join(map(str, roots)) or "(none)"
     # votes[english][lang][translation] = [count, first domain]
     votes: dict[str, dict[str, dict[str, list]]] = defaultdict(lambda: defaultdict(dict))
-    strings_of: dict[str, set[str]] = defaultdict(set)
+    strings_of: dict[str, set[str]] = defaultdict(set)  # domain -> join keys
+    written: dict[str, dict[str, list]] = defaultdict(dict)  # join key -> English strings as written -> tally
 
     heldout_set = {normalise_domain(d) for d in heldout_domains}
     for lang in langs:
@@ -189,17 +207,17 @@ def build_gettext_corpus(
                 if entry.obsolete or "fuzzy" in entry.flags:
                     continue
                 for msgid, msgstr in _pairs(entry):
-                    source, target = _clean(msgid), _clean(msgstr)
-                    if is_mnemonic_label(source):
-                        source, target = strip_mnemonic(source), strip_mnemonic(target)
+                    text, target = msgid.strip(), msgstr.strip()
+                    if is_mnemonic_label(text):
+                        text, target = strip_mnemonic(text), strip_mnemonic(target)
+                    source = join_key(text)
                     if not source or not target or _teaches_nothing(source):
                         continue
                     too_long = max_source_words is not None and len(source.split()) > max_source_words
                     if too_long and domain not in heldout_set:  # held-out catalogs are scored at every length
                         continue
-                    vote = votes[source][lang].setdefault(target, [0, domain])
-                    vote[0] += 1
-                    vote[1] = min(vote[1], domain)
+                    vote(votes[source][lang], target, domain)
+                    vote(written[source], text, domain)
                     strings_of[domain].add(source)
 
     if not votes:
@@ -241,11 +259,11 @@ def build_gettext_corpus(
 
     def row(source: str) -> dict:
         chosen = {
-            lang: min(cands, key=lambda t: (-cands[t][0], cands[t][1], t)) if (cands := votes[source].get(lang)) else None
+            lang: majority(cands) if (cands := votes[source].get(lang)) else None
             for lang in langs
         }
         home = domains_of[source] & heldout_set or domains_of[source]
-        return {"translation": {source_lang: source, **chosen}, "domain": min(home)}
+        return {"translation": {source_lang: majority(written[source]), **chosen}, "domain": min(home)}
 
     with replacing(out) as partial:
         coverage = {}
@@ -255,6 +273,7 @@ def build_gettext_corpus(
             with open(partial / f"{split}.jsonl", "w", encoding="utf-8") as f:
                 f.writelines(json.dumps(r, ensure_ascii=False) + "\n" for r in rows)
         stats = {
+            "version": CORPUS_VERSION,
             "source_lang": source_lang,
             "langs": langs,
             "roots": [str(r) for r in roots],
@@ -269,12 +288,17 @@ def build_gettext_corpus(
 
 
 def corpus_is_complete(path: str | os.PathLike, heldout_domains: Sequence[str] = ()) -> bool:
-    """Every file `build_gettext_corpus` writes is there (`stats.json` comes last) and the corpus holds out the
-    domains asked for: safe to use, not to rebuild."""
+    """Every file `build_gettext_corpus` writes is there (`stats.json` comes last), the corpus holds out the
+    domains asked for and is built as this version builds it (`CORPUS_VERSION`): safe to use, not to rebuild."""
     if not all(Path(path, name).is_file() for name in CORPUS_FILES):
         return False
-    held = json.loads(Path(path, "stats.json").read_text(encoding="utf-8")).get("heldout_domains", [])
-    return held == sorted({normalise_domain(d) for d in heldout_domains})
+    stats = json.loads(Path(path, "stats.json").read_text(encoding="utf-8"))
+    if stats.get("version", 1) != CORPUS_VERSION:
+        logger.warning(f"{path} was built by an older mtl-translate (corpus version {stats.get('version', 1)}, "
+                       f"whitespace inside strings collapsed); it is rebuilt with the text as written (version "
+                       f"{CORPUS_VERSION}).")
+        return False
+    return stats.get("heldout_domains", []) == sorted({normalise_domain(d) for d in heldout_domains})
 
 
 def check_replaceable(out: Path) -> None:

@@ -19,6 +19,7 @@ import polib
 
 from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
+from .columns import translate_columns
 from .drafting import draft
 from .markup import Source, prepare
 from .plurals import nplurals, plural_forms, plural_sources
@@ -94,8 +95,9 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
                 if source.text:
                     wanted.setdefault(source.text, set()).add(lang)
     texts = list(wanted)
-    output = translator.translate(texts, langs, rows={lang: [lang in wanted[t] for t in texts] for lang in langs},
-                                  batch_size=batch_size, **generation) if texts else {lang: [] for lang in langs}
+    rows = {lang: [lang in wanted[t] for t in texts] for lang in langs}
+    output = translate_columns(translator, texts, langs, rows=rows, batch_size=batch_size,
+                               **generation) if texts else {lang: [] for lang in langs}
 
     report = {}
     for lang, (path, po, forms) in catalogs.items():

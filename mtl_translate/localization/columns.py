@@ -1,0 +1,104 @@
+"""`--help` option tables: only the descriptions are translated; the option column stays byte-identical.
+
+In `  -o, --output=FILE      write to FILE` a translator translates `write to FILE` and keeps the option names, their
+indentation and the spaces that align the description column exactly (`--output=DATEI` aside, the program parses
+none of it, but a misaligned table is a broken table). A model given the whole line rewrites all of it, so a msgid
+with option lines is cut into blocks: each option line's description with its continuation lines (indented deeper,
+as `grep --help` and `sed --help` write them) is translated as one text and wrapped again to the block's width at
+the same indentation (reflowed, as translators do), each other line is translated on its own, and what is not
+text (option columns, blank lines, an option alone on its line: `--color[=WHEN],`) is copied. A msgid without
+option lines is translated as before.
+"""
+
+import re
+import textwrap
+from dataclasses import dataclass
+
+# An option line: indentation, an option column that starts with an option (`-o`, `--all`, `-NUM`) and runs to the
+# first gap of two or more blanks (or a tab), then the description, if the line has one.
+_OPTION = re.compile(r"(?P<head>[ \t]*-(?:-[^\W_]|[^\W_-])\S*(?: \S+)*?)(?:(?P<gap>  [ \t]*|\t[ \t]*)(?P<desc>\S.*))?")
+_INDENT = re.compile(r"[ \t]*")
+
+
+@dataclass
+class Block:
+    """One piece of a msgid: `prefix` (copied), then `text` translated (nothing when empty), then `suffix`.
+
+    A description with continuation lines (`indent` set) is wrapped to `width` columns, its later lines at
+    `indent`; other text stays on one line."""
+
+    prefix: str
+    text: str = ""
+    suffix: str = ""
+    indent: str | None = None
+    width: int = 0
+
+    def render(self, translated: str) -> str:
+        if not self.text:
+            return self.prefix + self.suffix
+        if self.indent is None:
+            return self.prefix + translated + self.suffix
+        column = len(self.prefix.rsplit("\n", 1)[-1])
+        lines = textwrap.wrap(translated, self.width, initial_indent=" " * column, subsequent_indent=self.indent,
+                              break_long_words=False, break_on_hyphens=False) or [" " * column]
+        return "\n".join([self.prefix + lines[0][column:], *lines[1:]]) + self.suffix
+
+
+def option_blocks(text: str) -> list[Block] | None:
+    """The blocks of `text`, one or more lines each, joined by "\\n"; None when it has no option line (an option
+    column followed by a description on its line or on deeper-indented lines below it)."""
+    lines, blocks, i, table = text.split("\n"), [], 0, False
+    while i < len(lines):
+        line, option = lines[i], _OPTION.fullmatch(lines[i])
+        depth = len(_INDENT.match(line)[0])
+        follow = []  # its continuation lines
+        while option and i + 1 + len(follow) < len(lines):
+            nxt = lines[i + 1 + len(follow)]
+            if not nxt.strip() or len(_INDENT.match(nxt)[0]) <= depth or _OPTION.fullmatch(nxt):
+                break
+            follow.append(nxt)
+        if option and (option["desc"] or follow):
+            table = True
+            head = option["head"] + (option["gap"] or "")
+            desc = [option["desc"]] if option["desc"] else []
+            prefix = head if desc else f"{line}\n{_INDENT.match(follow[0])[0]}"
+            blocks.append(Block(prefix, " ".join(desc + [f.strip() for f in follow]),
+                                indent=_INDENT.match(follow[0])[0] if follow else None,
+                                width=max(len(x) for x in [line, *follow])))
+        else:
+            lead, body = _INDENT.match(line)[0], line.strip()
+            blocks.append(Block(lead, body, line[len(lead) + len(body):]) if body and not option else Block(line))
+        i += 1 + len(follow)
+    return blocks if table else None
+
+
+def translate_columns(translator, texts: list[str], langs: list[str], *, rows: dict[str, list[bool]],
+                      **kwargs) -> dict[str, list[str | None]]:
+    """`translator.translate(texts, langs, rows=rows, ...)`, each text with option lines sent as its blocks' texts
+    (each distinct text once) and put together again; a text whose block got no output, or a blank one, gets
+    that (None or "")."""
+    layouts = [option_blocks(text) for text in texts]
+    parts = [[b.text for b in blocks if b.text] if blocks else [text] for text, blocks in zip(texts, layouts)]
+    wanted = {}  # model input -> {lang}
+    for i, inputs in enumerate(parts):
+        for piece in inputs:
+            wanted.setdefault(piece, set()).update(lang for lang in langs if rows[lang][i])
+    inputs = list(wanted)
+    done = translator.translate(inputs, langs, rows={lang: [lang in wanted[t] for t in inputs] for lang in langs},
+                                **kwargs)
+    out = {}
+    for lang in langs:
+        by_input = dict(zip(inputs, done[lang]))
+        out[lang] = []
+        for i, blocks in enumerate(layouts):
+            got = [by_input[piece] for piece in parts[i]]
+            if not rows[lang][i] or None in got:
+                out[lang].append(None)
+            elif not blocks:
+                out[lang].append(got[0])
+            elif not all(g.strip() for g in got):
+                out[lang].append("")
+            else:
+                translated = iter(got)
+                out[lang].append("\n".join(b.render(next(translated).strip() if b.text else "") for b in blocks))
+    return out
