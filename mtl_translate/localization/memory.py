@@ -76,7 +76,10 @@ class TranslationMemory:
                 entry.msgstr = msgstrs[0]
             entry.flags.append("fuzzy")
             agree = f" ({len(sources)} of {total} sources agree)" if total > 1 else ""
-            entry.tcomment = "\n".join(filter(None, [entry.tcomment, f"translation memory: {sources[0]}{agree}"]))
+            note = f"translation memory{agree}: {sources[0]}"
+            if len(note) > 76:  # polib wraps a longer line at spaces, then at hyphens: the path gets a line of its own
+                note = note.replace(": ", ":\n", 1)
+            entry.tcomment = "\n".join(filter(None, [entry.tcomment, note]))
         return left
 
     def choose(self, entry: polib.POEntry, lang: str) -> tuple[tuple[str, ...], list[str], int] | None:
