@@ -29,7 +29,7 @@ from translate.misc.xml_helpers import getXMLlang
 from translate.storage import tbx
 
 from ..placeholders import term_pattern
-from .locales import LOCALE_CODE, tier
+from .locales import LOCALE_CODE, language_of, tier
 
 _TERM_COLUMNS, _NOTE_COLUMNS = ("term", "source", "en"), ("note", "notes", "comment", "comments", "description")
 _NO, _YES = ("no", "false", "0"), ("yes", "true", "1", "")
@@ -154,17 +154,20 @@ def read_tbx(path: Path) -> dict[str, dict[str, str]]:
         raise ValueError(f"{path}:{err.lineno}: not valid TBX ({err.msg}); check it with `xmllint --noout {path}`.") \
             from None
     translations, lines = {}, {}
+    source_lang = store.sourcelanguage or getXMLlang(store.document.getroot()) or "en"  # <martif xml:lang="en">
     for unit in store.units:
         where = f"{path}:{unit.xmlelement.sourceline}"
+        source = unit.get_source_dom()  # translate-toolkit falls back to the first langSet: another language
+        in_source = source is not None and language_of(getXMLlang(source) or "") == language_of(source_lang)
         sources = [t.text.strip() for t in unit.get_source_terms() if not t.deprecated and t.text.strip()]
-        if not sources:
-            raise ValueError(f"{where}: the term entry has no term in the source language {store.sourcelanguage!r} "
-                             f"(a <langSet xml:lang=\"{store.sourcelanguage}\"> with a <term>).")
+        if not in_source or not sources:
+            raise ValueError(f"{where}: the term entry has no term in the source language {source_lang!r} "
+                             f"(a <langSet xml:lang=\"{source_lang}\"> with a <term>).")
         if unit.isobsolete():
             continue
         targets = {}
         for node in unit.getlanguageNodes() if unit.istranslatable() else ():
-            if node is not unit.get_source_dom():
+            if node is not source:
                 found = [t.text.strip() for t in unit.get_target_terms(getXMLlang(node)) if not t.deprecated]
                 if any(found):
                     targets[getXMLlang(node)] = next(filter(None, found))
