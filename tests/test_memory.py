@@ -13,18 +13,18 @@ from mtl_translate.localization.locales import directories, tier
 from tests.test_localization import HEADER, FakeTranslator, entries
 
 TEMPLATE = HEADER + r'''
+msgid "Save"
+msgstr ""
+
 msgctxt "menu"
 msgid "Quit"
 msgstr ""
 
-msgctxt "button"
+msgctxt "toolbar"
 msgid "Quit"
 msgstr ""
 
 msgid "Quit"
-msgstr ""
-
-msgid "Save"
 msgstr ""
 
 #, c-format
@@ -62,13 +62,13 @@ def no_system_catalogs(monkeypatch):
 
 
 def test_exact_match_with_context_and_plural_is_reused_fuzzy_with_its_source_before_the_model(template, tmp_path):
-    tm = catalog(Path("tm/de.po"), "de", ("menu", "Quit", "Beenden"), ("button", "Quit", "Verlassen"),
+    tm = catalog(Path("tm/de.po"), "de", ("menu", "Quit", "Beenden"), ("toolbar", "Quit", "Verlassen"),
                  ("%d file", "%d files", ["%d Datei", "%d Dateien"]), ("other", "Save", "Sichern"))
     translator = FakeTranslator(["de", "ru"])
     report = translate_po(template, translator, ["de", "ru"], tmp_path / "po", tm=[tm])
 
     de = entries(tmp_path / "po" / "de.po")
-    assert de[("menu", "Quit")].msgstr == "Beenden" and de[("button", "Quit")].msgstr == "Verlassen"
+    assert de[("menu", "Quit")].msgstr == "Beenden" and de[("toolbar", "Quit")].msgstr == "Verlassen"
     assert de[("menu", "Quit")].tcomment == f"translation memory: {tm}" and "fuzzy" in de[("menu", "Quit")].flags
     assert de[(None, "%d file")].msgstr_plural == {0: "%d Datei", 1: "%d Dateien"}
     assert de[(None, "Quit")].msgstr == "QUIT" and de[(None, "Save")].msgstr == "SAVE"  # no match without a context
@@ -119,14 +119,14 @@ def test_installed_catalogs_never_serve_the_templates_own_domain_but_named_files
     own = catalog(root / "de" / "LC_MESSAGES" / "demo.mo", "de", (None, "Save", "ANSWER"), mo=True)
     catalog(root / "de" / "LC_MESSAGES" / "other.mo", "de", (None, "Save", "Speichern"), ("menu", "Quit", "Ende"),
             mo=True)
-    catalog(root / "de_CH" / "LC_MESSAGES" / "other.mo", "de_CH", ("button", "Quit", "Schluss"), mo=True)
+    catalog(root / "de_CH" / "LC_MESSAGES" / "other.mo", "de_CH", ("toolbar", "Quit", "Schluss"), mo=True)
     report = translate_po(template, FakeTranslator(["de"]), ["de"], tmp_path / "po", tm_installed=True,
                           tm_roots=[root])
     de = entries(tmp_path / "po" / "de.po")
     assert de[(None, "Save")].msgstr == "Speichern" and de[("menu", "Quit")].msgstr == "Ende"
     comment = f"translation memory:{tmp_path / 'locale/de/LC_MESSAGES/other.mo'}"  # a line per 78 characters
     assert de[(None, "Save")].tcomment.replace("\n", "") == comment
-    assert de[("button", "Quit")].msgstr == "QUIT"  # de_CH is a region of de, not de itself
+    assert de[("toolbar", "Quit")].msgstr == "QUIT"  # de_CH is a region of de, not de itself
     assert report["de"]["memory"] == 2
 
     translate_po(template, FakeTranslator(["de"]), ["de"], tmp_path / "named", tm=[own])  # used as given
