@@ -166,7 +166,9 @@ def cmd_translate_po(args, _) -> None:
     template = read_catalog(args.template, "template")  # a wrong path fails before the model loads
     report = translate_po(template, load_translator(args), args.langs, args.out_dir, model_name=args.model,
                           batch_size=args.batch_size, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
-                          no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty)
+                          no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty,
+                          tm=args.tm, tm_installed=args.tm_installed is not None, tm_roots=args.tm_installed or (),
+                          glossary=args.glossary)
     print(format_report(report))
 
 
@@ -301,6 +303,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
     p.add_argument("--out-dir", default="po", help="holds <lang>.po, written or updated (default: po)")
+    p.add_argument("--tm", nargs="+", default=[], metavar="FILE",
+                   help="translation memory (.po, .mo, .tmx): exact matches are reused before the model, fuzzy")
+    p.add_argument("--tm-installed", nargs="*", default=None, metavar="ROOT",
+                   help="translation memory from the catalogs installed here (/usr/share/locale, and these locale "
+                        "roots), never the template's own domain")
+    p.add_argument("--glossary", default=None, help="terms (.csv or .tbx) kept verbatim or as their required translation")
     p.set_defaults(func=cmd_translate_po)
     p = sub.add_parser("translate-file", help="fill the untranslated units of an XLIFF, .ts, .po, Android, JSON, "
                                               ".properties or YAML file into --out (drafts marked for review)")

@@ -14,7 +14,7 @@ pieces (`⟨`, `N`, `⟩`, no `[UNK]`), and the target SentencePiece models hold
 
 import re
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 MAX_SPANS = 16  # spans after the 16th stay as text (0.1% of the gettext sources have more)
 MASK_TOKENS = tuple(f"⟨{i}⟩" for i in range(MAX_SPANS))
@@ -65,8 +65,17 @@ _BRACE_ARGUMENT = re.compile(r"\{(\d+)?([:!][^{}]*)?\}")  # {}, {0}, {:>5}, {1!r
 _DATE_DIRECTIVE = re.compile(r"%[EO]?[aAbBcdeHIjmMpSUwWxXyYZ%]")  # a date format's msgid holds only these
 
 
-def mask(text: str) -> tuple[str, list[str]]:
-    """`text` with its first `MAX_SPANS` protected spans replaced by `⟨0⟩`, `⟨1⟩`, ... and those spans in order."""
+def term_pattern(terms: Iterable[str]) -> re.Pattern:
+    """Whole-word, case-sensitive occurrences of `terms` (a glossary's), longest first: `GNU sed` before `GNU`, and
+    not `sed` inside `used` or `sed_x`."""
+    alternatives = "|".join(map(re.escape, sorted(set(terms), key=len, reverse=True)))
+    return re.compile(rf"(?<!\w)(?:{alternatives})(?!\w)")
+
+
+def mask(text: str, terms: re.Pattern | None = None) -> tuple[str, list[str]]:
+    """`text` with its first `MAX_SPANS` protected spans replaced by `⟨0⟩`, `⟨1⟩`, ... and those spans in order.
+    `terms` (`term_pattern`) are masked too, before any other span that starts at the same place."""
+    pattern = SPAN if terms is None else re.compile(f"{terms.pattern}|{SPAN.pattern}")
     spans = []
 
     def token(match: re.Match) -> str:
@@ -75,7 +84,7 @@ def mask(text: str) -> tuple[str, list[str]]:
         spans.append(match[0])
         return f"⟨{len(spans) - 1}⟩"
 
-    return SPAN.sub(token, text), spans
+    return pattern.sub(token, text), spans
 
 
 def mask_target(target: str, spans: Sequence[str]) -> tuple[str, int]:

@@ -11,7 +11,7 @@ from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from .modeling_mtl import MTLTranslationModel
-from .placeholders import mask, restore
+from .placeholders import mask, restore, term_pattern
 from .segmentation import join_pieces, split_text
 from .tokenization_mtl import MTLTokenizer, load_config, local_folder
 
@@ -81,7 +81,8 @@ class Translator:
 
     def translate(
         self, texts: Sequence[str], langs: Sequence[str] | None = None, *, batch_size: int = 32,
-        rows: Mapping[str, Sequence[bool]] | None = None, show_progress: bool = False, **generation,
+        rows: Mapping[str, Sequence[bool]] | None = None, show_progress: bool = False,
+        terms: Mapping[str, Mapping[str, str]] | None = None, **generation,
     ) -> dict[str, list[str | None]]:
         """Texts -> {lang: [translation per text]}, in input order.
 
@@ -90,13 +91,16 @@ class Translator:
         given nothing would invent a sentence). Generation settings (`num_beams`, `max_new_tokens`,
         `length_penalty`, `no_repeat_ngram_size`) apply to every language; without them each language uses its
         generation config. Texts longer than `max_source_length` tokens are truncated, with one warning per call.
+        `terms` (a glossary's, {term: {lang: its required translation}}) are masked like placeholders wherever they
+        occur as whole words (case-sensitive) and restored as the language's translation, or as written where it
+        has none: the model never sees them, so it cannot change them (the grammar around one may suffer).
         """
         out, truncated = self.translate_counting(texts, langs, batch_size=batch_size, rows=rows,
-                                                 show_progress=show_progress, **generation)
+                                                 show_progress=show_progress, terms=terms, **generation)
         self.warn_truncated(truncated, len(texts))
         return out
 
-    def translate_counting(self, texts, langs=None, *, batch_size=32, rows=None, show_progress=False,
+    def translate_counting(self, texts, langs=None, *, batch_size=32, rows=None, show_progress=False, terms=None,
                            **generation) -> tuple[dict, int]:
         """`translate`, plus how many texts were truncated (the caller warns, once per call or per stream).
 
@@ -109,14 +113,19 @@ class Translator:
         bad = next((i for i, text in enumerate(texts) if not isinstance(text, str)), None)
         if bad is not None:
             raise ValueError(f"texts[{bad}] is {type(texts[bad]).__name__}, not a string.")
+        if terms and not getattr(self.model.config, "protect_placeholders", False):
+            raise ValueError("a glossary's terms are kept by masking them as placeholders, and this model was trained "
+                             "without placeholder masking (protect_placeholders: false); train with it, or translate "
+                             "without the glossary.")
         split = [None if not text.strip() or self.fits_as_is(text) else split_text(text, self.fits) for text in texts]
         if not any(split):
-            return self.translate_pieces(texts, langs, batch_size, rows, show_progress, generation)
+            return self.translate_pieces(texts, langs, batch_size, rows, show_progress, generation, terms)
         groups = [parts[0] if parts else [text] for text, parts in zip(texts, split)]  # each text's pieces
         owner = [i for i, group in enumerate(groups) for _ in group]
         pieces = [piece for group in groups for piece in group]
         piece_rows = {lang: [rows[lang][i] for i in owner] for lang in rows} if rows else None
-        done, truncated = self.translate_pieces(pieces, langs, batch_size, piece_rows, show_progress, generation)
+        done, truncated = self.translate_pieces(pieces, langs, batch_size, piece_rows, show_progress, generation,
+                                                terms)
         starts = [0]
         for group in groups:
             starts.append(starts[-1] + len(group))
@@ -142,10 +151,13 @@ class Translator:
             piece = mask(piece)[0]
         return len(self.tokenizer.source(piece, verbose=False)["input_ids"]) <= self.max_source_length
 
-    def translate_pieces(self, texts, langs, batch_size, rows, show_progress, generation) -> tuple[dict, int]:
+    def translate_pieces(self, texts, langs, batch_size, rows, show_progress, generation,
+                         terms=None) -> tuple[dict, int]:
         """Texts that fit (or cannot be cut) -> {lang: [translation or None]}, and how many were truncated."""
         protect = getattr(self.model.config, "protect_placeholders", False)  # absent in models saved before it
-        masked = [mask(text) for text in texts] if protect else [(text, []) for text in texts]  # (model input, spans)
+        terms = terms or {}
+        pattern = term_pattern(terms) if terms else None
+        masked = [mask(text, pattern) for text in texts] if protect else [(text, []) for text in texts]  # (input, spans)
         wanted = {lang: [bool(x) for x in rows[lang]] if rows and lang in rows else None for lang in langs}
         blank = [not text.strip() for text in texts]
         out = {lang: ["" if blank[i] and (wanted[lang] is None or wanted[lang][i]) else None for i in range(len(texts))]
@@ -168,7 +180,8 @@ class Translator:
             for lang, ids in generated.items():
                 kept = [i for i, k in zip(idx, keep[lang].tolist()) if k] if lang in keep else idx
                 for i, text in zip(kept, self.tokenizer[lang].decode_batch(ids.tolist())):
-                    out[lang][i] = restore(text, masked[i][1])[0] if protect else text
+                    spans = [terms[span].get(lang, span) if span in terms else span for span in masked[i][1]]
+                    out[lang][i] = restore(text, spans)[0] if protect else text
         return out, truncated
 
     def warn_truncated(self, truncated: int, total: int) -> None:

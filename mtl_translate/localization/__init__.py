@@ -21,7 +21,9 @@ from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
 from .columns import translate_columns
 from .drafting import draft
+from .glossary import Glossary, holds_terms, missing_terms, read_glossary
 from .markup import Source, prepare
+from .memory import load_memory
 from .plurals import nplurals, plural_forms, plural_sources
 from .po import merge, read_catalog
 
@@ -54,6 +56,8 @@ def untranslated(entry: polib.POEntry) -> bool:
 
 def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: Sequence[str] | None = None,
                  out_dir: str | os.PathLike = "po", *, model_name: str | None = None, batch_size: int = 32,
+                 tm: Sequence[str | os.PathLike] = (), tm_installed: bool = False,
+                 tm_roots: Sequence[str | os.PathLike] = (), glossary: str | os.PathLike | Glossary | None = None,
                  **generation) -> dict:
     """Write or update `<out_dir>/<lang>.po` from `template` for every language of `langs` (default: the model's).
 
@@ -62,7 +66,12 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     names it: `hub.public_model_name`). Each distinct msgid is encoded once for all languages. Returns
     {lang: {"path", "entries", "kept", "filled", "mismatch", "empty"}}: `mismatch` entries lost a format
     placeholder or markup of their msgid, `empty` ones got no output; both stay untranslated. `template` may be
-    a catalog already read (`read_catalog`), so that a command checks it before loading the model."""
+    a catalog already read (`read_catalog`), so that a command checks it before loading the model.
+
+    Translation memory (memory.py) is opt-in: `tm` files (.po, .mo, .tmx) and, with `tm_installed`, the catalogs
+    installed on this machine (and under `tm_roots`) but not the template's own domain; an exact match is reused
+    before the model is asked, and the report counts it under "memory". A `glossary` (.csv, .tbx, glossary.py) keeps
+    its terms verbatim or as their required translation in what the model writes; "glossary" counts those entries."""
     pot = template if isinstance(template, polib.POFile) else read_catalog(template, "template")
     template = pot.fpath or template
     if not any(e.msgid for e in pot):
@@ -71,6 +80,8 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     model_name = public_model_name(model_name or getattr(translator.model.config, "_name_or_path", "") or
                                    "mtl-translate")
     check_out_dir(out_dir)
+    glossary = read_glossary(glossary) if glossary is not None and not isinstance(glossary, Glossary) else glossary
+    terms = glossary.terms(langs) if glossary else {}
     catalogs = {}
     for lang in langs:  # every file is read and checked before anything is translated or written
         path = Path(out_dir, f"{lang}.po")
@@ -85,16 +96,22 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
         count = nplurals(forms) if forms else 2
         catalogs[lang] = (path, merge(pot, po, count), forms)
 
+    memory = load_memory(pot, langs, tm, tm_installed, tm_roots) if tm or tm_installed else None
     sources, wanted, todo = {}, {}, {}  # msgid -> Source; model input -> {lang}; lang -> [(entry, msgid per form)]
+    recalled = {}  # lang -> entries filled from memory
     for lang, (_, po, forms) in catalogs.items():
-        todo[lang] = [(e, plural_sources(e, forms) if e.msgid_plural else [e.msgid])
-                      for e in po if not e.obsolete and untranslated(e)]
+        pending = [e for e in po if not e.obsolete and untranslated(e)]
+        left = memory.recall(pending, lang) if memory else pending
+        recalled[lang] = len(pending) - len(left)
+        todo[lang] = [(e, plural_sources(e, forms) if e.msgid_plural else [e.msgid]) for e in left]
         for _, msgids in todo[lang]:
             for msgid in msgids:
                 source = sources.setdefault(msgid, prepare(msgid))
                 if source.text:
                     wanted.setdefault(source.text, set()).add(lang)
     texts = list(wanted)
+    if terms:
+        generation["terms"] = terms
     rows = {lang: [lang in wanted[t] for t in texts] for lang in langs}
     output = translate_columns(translator, texts, langs, rows=rows, batch_size=batch_size,
                                **generation) if texts else {lang: [] for lang in langs}
@@ -102,16 +119,22 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     report = {}
     for lang, (path, po, forms) in catalogs.items():
         by_text = dict(zip(texts, output[lang]))
-        counts = Counter(fill(entry, [(m, sources[m], by_text.get(sources[m].text)) for m in msgids], lang, model_name)
-                         for entry, msgids in todo[lang])
+        done = [(fill(entry, [(m, sources[m], by_text.get(sources[m].text)) for m in msgids], lang, model_name,
+                      terms), msgids) for entry, msgids in todo[lang]]
+        counts = Counter(status for status, _ in done)
         update_header(po, pot, lang, forms)
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(f".{path.name}.partial-{os.getpid()}")
         po.save(str(partial))
         os.replace(partial, path)  # an interrupted run never leaves a half-written catalog
         entries = sum(not e.obsolete for e in po)
-        report[lang] = {"path": str(path), "entries": entries, "kept": entries - len(todo[lang]),
+        report[lang] = {"path": str(path), "entries": entries, "kept": entries - len(todo[lang]) - recalled[lang],
                         **{k: counts[k] for k in ("filled", "mismatch", "empty")}}
+        if memory is not None:
+            report[lang]["memory"] = recalled[lang]
+        if glossary:
+            report[lang]["glossary"] = sum(status == "filled" and any(holds_terms(sources[m].text, terms) for m in msgids)
+                                           for status, msgids in done)
     return report
 
 
@@ -126,10 +149,15 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
             return
 
 
-def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str) -> str:
+def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str,
+         terms: dict | None = None) -> str:
     """Writes the translation of each form ((msgid, its Source, the model's output)) into `entry`, fuzzy, when every
-    form keeps its msgid's markup and format placeholders (`draft`); returns "filled", "mismatch" or "empty"."""
+    form keeps its msgid's markup and format placeholders (`draft`) and glossary `terms`; returns "filled",
+    "mismatch" or "empty"."""
     status, msgstrs = draft(forms, lang, entry.flags, entry.msgid)
+    if status == "filled" and any(missing_terms(source.text, msgstr, lang, terms)
+                                  for msgstr, (_, source, _) in zip(msgstrs, forms)):
+        status = "mismatch"
     if status != "filled":
         return status
     if entry.msgid_plural:
@@ -143,9 +171,16 @@ def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang
 
 def format_report(report: dict) -> str:
     """A table per language for the terminal, and what to do next."""
-    columns = ("entries", "kept", "filled", "mismatch", "empty")
+    columns = ("entries", "kept", "memory", "filled", "mismatch", "empty", "glossary")
+    columns = [c for c in columns if all(c in r for r in report.values())]
     lines = [f"{'lang':<8}" + "".join(f"{c:>10}" for c in columns) + "  file"]
     lines += [f"{lang:<8}" + "".join(f"{r[c]:>10}" for c in columns) + f"  {r['path']}" for lang, r in report.items()]
     lines.append("filled: machine-translated and marked fuzzy (review them, then drop the flag); mismatch: the "
-                 "translation lost a placeholder or markup of its msgid; mismatch and empty entries stay untranslated")
+                 "translation lost a placeholder, markup or glossary term of its msgid; mismatch and empty entries stay "
+                 "untranslated")
+    if "memory" in columns:
+        lines.append(f"memory: {sum(r['memory'] for r in report.values())} entries from translation memory (fuzzy, "
+                     f"with a comment naming the source), {sum(r['filled'] for r in report.values())} from the model")
+    if "glossary" in columns:
+        lines.append("glossary: model translations that hold a glossary term (verbatim or its required translation)")
     return "\n".join(lines)
