@@ -1,6 +1,7 @@
 """The parts of a msgid a translation must keep exactly that are not format placeholders: markup (`<b>`,
 `<a href="...">`, `&amp;`, Qt's `&&`), leading/trailing whitespace and line breaks, and the access-key marker
-(`_Open`, `&Open`). They are taken out before the model reads the msgid and put back into its output."""
+(`_Open`, `&Open`). They are taken out before the model reads the msgid and put back into its output; an
+underscore the model writes where the msgid has none is taken out of it (GTK would read it as an access key)."""
 
 import re
 from dataclasses import dataclass
@@ -67,6 +68,8 @@ def finish(source: Source, msgid: str, translated: str | None, lang: str) -> str
     text, lost = restore(translated.strip(), source.markup)
     if lost:
         return None
+    if "_" not in source.text:  # an underscore the msgid lacks would be an access key it has not (`tipo_de`)
+        text = re.sub(r" *_+ *", " ", text).strip()
     if source.mnemonic:
         text = place_mnemonic(text, *source.mnemonic, cjk=re.split(r"[-_]", lang)[0].lower() in _CJK)
     return source.lead + text + source.trail
