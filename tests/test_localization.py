@@ -485,3 +485,24 @@ def test_translate_po_command_writes_catalogs_and_reports_bad_input_in_one_line(
         f"mtl-translate translate-po: error: cannot read template {tmp_path / 'bad.pot'}: ")
     assert error(tmp_path / "demo.pot", "--model", tmp_path / "model", "--langs", "de,it").endswith(
         "unknown target language(s) ['it']; this model translates into ['de', 'fr', 'es'].")
+
+
+def test_an_underscore_or_backslash_the_msgid_lacks_is_taken_out_of_the_translation(tmp_path):
+    (tmp_path / "demo.pot").write_text(HEADER + r'''
+msgid "Open file"
+msgstr ""
+
+#, c-format
+msgid "stray \\ before %s"
+msgstr ""
+
+msgid "larger than INT_MAX"
+msgstr ""
+''', encoding="utf-8")
+    table = {("de", "Open file"): "Datei_öffnen \\ jetzt", ("de", "stray \\ before %s"): "verirrtes_ \\ vor %s",
+             ("de", "larger than INT_MAX"): "größer als INT_MAX \\"}
+    translate_po(tmp_path / "demo.pot", FakeTranslator(["de"], table=table), ["de"], tmp_path / "po")
+    de = {e.msgid: e.msgstr for e in polib.pofile(str(tmp_path / "po" / "de.po"))}
+    assert de == {"Open file": "Datei öffnen jetzt", "stray \\ before %s": "verirrtes \\ vor %s",
+                  "larger than INT_MAX": "größer als INT_MAX"}
+    msgfmt_check(tmp_path / "po" / "de.po")

@@ -1,7 +1,8 @@
 """The parts of a msgid a translation must keep exactly that are not format placeholders: markup (`<b>`,
 `<a href="...">`, `&amp;`, Qt's `&&`), leading/trailing whitespace and line breaks, and the access-key marker
 (`_Open`, `&Open`). They are taken out before the model reads the msgid and put back into its output; an
-underscore the model writes where the msgid has none is taken out of it (GTK would read it as an access key)."""
+underscore or backslash the model writes where the msgid has none is taken out of it (GTK would read the one as
+an access key, the program the other as an escape)."""
 
 import re
 from dataclasses import dataclass
@@ -68,8 +69,9 @@ def finish(source: Source, msgid: str, translated: str | None, lang: str) -> str
     text, lost = restore(translated.strip(), source.markup)
     if lost:
         return None
-    if "_" not in source.text:  # an underscore the msgid lacks would be an access key it has not (`tipo_de`)
-        text = re.sub(r" *_+ *", " ", text).strip()
+    for char in "_\\":  # an underscore or backslash the msgid lacks: an access key or an escape it has not
+        if char not in source.text:
+            text = re.sub(rf" *{re.escape(char)}+ *", " ", text).strip()
     if source.mnemonic:
         text = place_mnemonic(text, *source.mnemonic, cjk=re.split(r"[-_]", lang)[0].lower() in _CJK)
     return source.lead + text + source.trail
