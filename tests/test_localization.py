@@ -498,11 +498,14 @@ msgstr ""
 
 msgid "larger than INT_MAX"
 msgstr ""
+
+msgid "Read\nWrite"
+msgstr ""
 ''', encoding="utf-8")
     table = {("de", "Open file"): "Datei_öffnen \\ jetzt", ("de", "stray \\ before %s"): "verirrtes_ \\ vor %s",
-             ("de", "larger than INT_MAX"): "größer als INT_MAX \\"}
+             ("de", "larger than INT_MAX"): "größer als INT_MAX \\", ("de", "Read\nWrite"): "Lesen\n\\Schreiben"}
     translate_po(tmp_path / "demo.pot", FakeTranslator(["de"], table=table), ["de"], tmp_path / "po")
     de = {e.msgid: e.msgstr for e in polib.pofile(str(tmp_path / "po" / "de.po"))}
     assert de == {"Open file": "Datei öffnen jetzt", "stray \\ before %s": "verirrtes \\ vor %s",
-                  "larger than INT_MAX": "größer als INT_MAX"}
+                  "larger than INT_MAX": "größer als INT_MAX", "Read\nWrite": "Lesen\n Schreiben"}  # line kept
     msgfmt_check(tmp_path / "po" / "de.po")

@@ -71,7 +71,7 @@ def finish(source: Source, msgid: str, translated: str | None, lang: str) -> str
         return None
     for char in "_\\":  # an underscore or backslash the msgid lacks: an access key or an escape it has not
         if char not in source.text:
-            text = re.sub(rf" *{re.escape(char)}+ *", " ", text).strip()
+            text = re.sub(rf" *{re.escape(char)}+ *", " ", text).strip(" ")
     if source.mnemonic:
         text = place_mnemonic(text, *source.mnemonic, cjk=re.split(r"[-_]", lang)[0].lower() in _CJK)
     return source.lead + text + source.trail
