@@ -396,9 +396,9 @@ def test_a_language_without_known_plural_forms_needs_them_in_its_catalog(tmp_pat
     assert polib.pofile(str(tmp_path / "po" / "xx.po")).metadata["Plural-Forms"] == "nplurals=2; plural=(n > 1);"
 
 
-@pytest.mark.parametrize("lang, count, one", [("de", 2, 0), ("fr", 3, 0), ("ru", 3, 0), ("ar", 6, 1), ("ja", 1, 0),
-                                              ("pl", 3, 0), ("cs", 3, 0), ("ga", 5, 0)])
-def test_plural_forms_come_from_babel_and_the_form_for_one_gets_the_singular(tmp_path, lang, count, one):
+@pytest.mark.parametrize("lang, count, one", [("de", 2, 0), ("fr", 2, 0), ("es", 2, 0), ("ru", 3, 0), ("ar", 6, 1),
+                                              ("ja", 1, 0), ("pl", 3, 0), ("cs", 3, 0), ("ga", 5, 0), ("haw", 2, 0)])
+def test_plural_forms_are_gettexts_and_the_form_for_one_gets_the_singular(tmp_path, lang, count, one):
     (tmp_path / "demo.pot").write_text(HEADER + r'''
 #, c-format
 msgid "%d file"
@@ -485,3 +485,27 @@ def test_translate_po_command_writes_catalogs_and_reports_bad_input_in_one_line(
         f"mtl-translate translate-po: error: cannot read template {tmp_path / 'bad.pot'}: ")
     assert error(tmp_path / "demo.pot", "--model", tmp_path / "model", "--langs", "de,it").endswith(
         "unknown target language(s) ['it']; this model translates into ['de', 'fr', 'es'].")
+
+
+def test_an_underscore_or_backslash_the_msgid_lacks_is_taken_out_of_the_translation(tmp_path):
+    (tmp_path / "demo.pot").write_text(HEADER + r'''
+msgid "Open file"
+msgstr ""
+
+#, c-format
+msgid "stray \\ before %s"
+msgstr ""
+
+msgid "larger than INT_MAX"
+msgstr ""
+
+msgid "Read\nWrite"
+msgstr ""
+''', encoding="utf-8")
+    table = {("de", "Open file"): "Datei_öffnen \\ jetzt", ("de", "stray \\ before %s"): "verirrtes_ \\ vor %s",
+             ("de", "larger than INT_MAX"): "größer als INT_MAX \\", ("de", "Read\nWrite"): "Lesen\n\\Schreiben"}
+    translate_po(tmp_path / "demo.pot", FakeTranslator(["de"], table=table), ["de"], tmp_path / "po")
+    de = {e.msgid: e.msgstr for e in polib.pofile(str(tmp_path / "po" / "de.po"))}
+    assert de == {"Open file": "Datei öffnen jetzt", "stray \\ before %s": "verirrtes \\ vor %s",
+                  "larger than INT_MAX": "größer als INT_MAX", "Read\nWrite": "Lesen\n Schreiben"}  # line kept
+    msgfmt_check(tmp_path / "po" / "de.po")

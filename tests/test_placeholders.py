@@ -66,7 +66,7 @@ def test_options_are_masked_and_metavariables_left_to_the_model():
 
 def test_hyphenated_words_and_negative_looking_text_are_no_options():
     assert mask("a built-in, non-interactive x-ray in 2-pass mode")[1] == ["2"]
-    assert mask("-5 and 5-10 but not x86 or 1.5x") == ("⟨0⟩ and ⟨1⟩-⟨2⟩ but not x86 or 1.5x", ["-5", "5", "10"])
+    assert mask("-5 and 5-10 but not 1.5x") == ("⟨0⟩ and ⟨1⟩-⟨2⟩ but not 1.5x", ["-5", "5", "10"])
     assert mask("100% done, % of total")[1] == ["100"]  # no "% d" conversion in prose
     # a number in the source is not found inside a target word, but may start a compound
     assert mask_target("%s est un fichier ELF 64bits.", ["%s", "64"]) == ("⟨0⟩ est un fichier ELF 64bits.", 1)
@@ -86,6 +86,14 @@ def test_hyphenated_words_and_negative_looking_text_are_no_options():
     ("%-5.2lf%% at 0x1F, %lu of %.*s", ["%-5.2lf", "%%", "0x1F", "%lu", "%.*s"]),
     ("%a %b %e %H:%M:%S %Z %Y", ["%a", "%b", "%e", "%H", "%M", "%S", "%Z", "%Y"]),
     ("a literal ⟨3⟩ stays", ["⟨3⟩"]),
+    ("Unmatched ( or \\(, invalid content of \\{\\}, stray \\ before %lc", ["\\(", "\\{\\}", "\\", "%lc"]),
+    ("warning: unrecognized escape `\\%c', \\n or \\\\", ["\\", "%c", "\\n", "\\\\"]),
+    ("ed:\tEdit then use both", ["\t"]),
+    ("E-mail bug reports to: <%s>.", ["<%s>"]),
+    ("exec() failed: INT_MAX, safe_read, SIGUSR1 on x86 or GPLv3+", ["exec()", "INT_MAX", "safe_read", "SIGUSR1",
+                                                                    "x86", "GPLv3"]),
+    ("foo_bar.c, M 1,048,576, -T0 but not --pages=FIRST_PAGE, [SKIP1 or UTF-8", ["foo_bar.c", "1,048,576", "-T0",
+                                                                               "--pages", "8"]),
 ])
 def test_each_kind_of_span_is_masked_and_restored(text, spans):
     masked, found = mask(text)
@@ -106,6 +114,7 @@ def test_a_reordering_translation_keeps_each_argument():
     date = mask("%a %b %e")[1]  # a date format takes no arguments: never numbered
     assert restore("⟨2⟩. ⟨1⟩ ⟨0⟩", date) == ("%e. %b %a", 0)
     assert restore("⟨1⟩ ⟨0⟩ %s", spans) == ("%s %s %s", 0)  # a conversion written as text: numbering would mix
+    assert restore("⟨1⟩ : page ⟨0⟩", mask("%s home page: <%s>")[1]) == ("<%2$s> : page %1$s", 0)  # <%s>: 2nd %s
 
 
 def test_restore_tolerates_decoder_spacing_and_counts_lost_spans():

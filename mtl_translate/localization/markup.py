@@ -1,7 +1,9 @@
 """The parts of a msgid a translation must keep exactly that are not format placeholders: markup (`<b>`,
 `<a href="...">`, `&amp;`, Qt's `&&`), leading/trailing whitespace and line breaks, and the access-key marker
 (`_Open`, `&Open`, LibreOffice's `~Open`). They are taken out before the model reads the msgid and put back into its
-output; a file format adds its own placeholders (Qt's `%1`, i18next's `{{name}}`) to what is kept verbatim."""
+output; a file format adds its own placeholders (Qt's `%1`, i18next's `{{name}}`) to what is kept verbatim. An
+underscore or backslash the model writes where the msgid has none is taken out of it (GTK would read the one as an
+access key, the program the other as an escape)."""
 
 import re
 from dataclasses import dataclass
@@ -79,6 +81,9 @@ def finish(source: Source, msgid: str, translated: str | None, lang: str) -> str
     text, lost = restore(translated.strip(), source.markup)
     if lost:
         return None
+    for char in "_\\":  # an underscore or backslash the msgid lacks: an access key or an escape it has not
+        if char not in source.text:
+            text = re.sub(rf" *{re.escape(char)}+ *", " ", text).strip(" ")
     if source.mnemonic:
         text = place_mnemonic(text, *source.mnemonic, cjk=re.split(r"[-_]", lang)[0].lower() in _CJK)
     return source.lead + text + source.trail

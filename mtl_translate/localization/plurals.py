@@ -1,8 +1,9 @@
 """Plural forms of a language, and which msgid each `msgstr[n]` is translated from.
 
-The forms come from babel, as `pybabel init` writes them: its table of gettext's conventional Plural-Forms (what
-Weblate, Pootle and Poedit catalogs use: Russian has 3 forms there, not CLDR's 4), and for a language outside that
-table the CLDR rule itself, when it is written in `n` alone (gettext cannot evaluate CLDR's other operands).
+The forms come from translate-toolkit's table of gettext's conventional Plural-Forms (what the installed catalogs,
+Pootle and Poedit use, and what `pofilter`'s nplurals check expects: French and Spanish 2, Russian 3, not CLDR's
+3 and 4; babel's own table follows CLDR there since 2.17), and for a language outside that table from babel: its
+table, else the CLDR rule itself when it is written in `n` alone (gettext cannot evaluate CLDR's other operands).
 """
 
 import gettext
@@ -12,6 +13,7 @@ import polib
 from babel import Locale, UnknownLocaleError
 from babel.messages.plurals import PLURALS, get_plural
 from babel.plural import to_gettext
+from translate.lang.data import languages as GETTEXT_PLURALS  # code -> (name, nplurals, plural)
 
 from ..placeholders import placeholder_signature
 
@@ -20,10 +22,13 @@ _PLURAL = re.compile(r"plural\s*=\s*([^;]+)")
 
 
 def plural_forms(lang: str, header: str | None = None) -> str | None:
-    """The Plural-Forms of `lang`: the catalog's own header first (translators set it), else babel's (CLDR's);
-    None for a language babel does not know (and for the template's `nplurals=INTEGER`)."""
+    """The Plural-Forms of `lang`: the catalog's own header first (translators set it), else gettext's conventional
+    ones, else babel's (CLDR's); None for a language neither knows (and for the template's `nplurals=INTEGER`)."""
     if header and valid_forms(header):
         return header
+    known = GETTEXT_PLURALS.get(lang.replace("-", "_")) or GETTEXT_PLURALS.get(re.split(r"[-_@]", lang)[0])
+    if known:
+        return f"nplurals={known[1]}; plural={known[2]};"
     try:
         locale = Locale.parse(lang.replace("-", "_"))
     except (UnknownLocaleError, ValueError):
