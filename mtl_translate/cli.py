@@ -73,6 +73,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1, so that `--min-confidence 87` is a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
 def cmd_train(args, extra: list[str]) -> None:
     from .configs import load_recipe
     from .train import run
@@ -166,7 +177,8 @@ def cmd_translate_po(args, _) -> None:
     template = read_catalog(args.template, "template")  # a wrong path fails before the model loads
     report = translate_po(template, load_translator(args), args.langs, args.out_dir, model_name=args.model,
                           batch_size=args.batch_size, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
-                          no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty)
+                          no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty,
+                          min_confidence=args.min_confidence)
     print(format_report(report))
 
 
@@ -291,6 +303,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
     p.add_argument("--out-dir", default="po", help="holds <lang>.po, written or updated (default: po)")
+    p.add_argument("--min-confidence", type=fraction, default=None,
+                   help="leave entries whose confidence (0-1, as in the comment of each filled entry) is below this "
+                        "untranslated (default: fill them all)")
     p.set_defaults(func=cmd_translate_po)
     for name in ("evaluate", "translate", "translate-po"):
         p = sub.choices[name]

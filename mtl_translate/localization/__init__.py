@@ -6,7 +6,9 @@ translated is ever changed. What a program parses in a string must come out unch
 program (`msgfmt -c` refuses it): placeholders, options, paths and URLs are protected by the Translator
 (placeholders.py); markup (`<b>`, `<a href="...">`, `&amp;`, Qt's `&&`), leading/trailing whitespace and line
 breaks, and the access-key marker (`_Open`, `&Open`) are handled here. An entry whose translation still does not
-keep the msgid's format placeholders is left untranslated and counted, never written broken.
+keep the msgid's format placeholders is left untranslated and counted, never written broken. The comment also
+gives the model's confidence (exp of the mean token log-probability, `Translator.translate(return_confidence=True)`),
+so a reviewer can start with the least sure entries; below `min_confidence` an entry is left untranslated.
 """
 
 import os
@@ -53,15 +55,20 @@ def untranslated(entry: polib.POEntry) -> bool:
 
 def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: Sequence[str] | None = None,
                  out_dir: str | os.PathLike = "po", *, model_name: str | None = None, batch_size: int = 32,
-                 **generation) -> dict:
+                 min_confidence: float | None = None, **generation) -> dict:
     """Write or update `<out_dir>/<lang>.po` from `template` for every language of `langs` (default: the model's).
 
     Existing entries are kept as they are; untranslated ones get a machine translation, flagged fuzzy with the
-    comment `machine translation by <model>` (`model_name`, default the model's; a local folder is named as its card
-    names it: `hub.public_model_name`). Each distinct msgid is encoded once for all languages. Returns
-    {lang: {"path", "entries", "kept", "filled", "mismatch", "empty"}}: `mismatch` entries lost a format
-    placeholder or markup of their msgid, `empty` ones got no output; both stay untranslated. `template` may be
-    a catalog already read (`read_catalog`), so that a command checks it before loading the model."""
+    comment `machine translation by <model>, confidence 0.87` (`model_name`, default the model's; a local folder is
+    named as its card names it: `hub.public_model_name`). Each distinct msgid is encoded once for all languages.
+    Returns {lang: {"path", "entries", "kept", "filled", "mismatch", "empty", "unsure"}}: `mismatch` entries lost a
+    format placeholder or markup of their msgid, `empty` ones got no output, `unsure` ones a confidence below
+    `min_confidence` (its least sure form); all three stay untranslated. `template` may be a catalog already read
+    (`read_catalog`), so that a command checks it before loading the model."""
+    if min_confidence is not None and (isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float))
+                                       or not 0 <= min_confidence <= 1):
+        raise ValueError(f"min_confidence must be a number from 0 to 1 (a confidence is exp of the mean token "
+                         f"log-probability), got {min_confidence!r}.")
     pot = template if isinstance(template, polib.POFile) else read_catalog(template, "template")
     template = pot.fpath or template
     if not any(e.msgid for e in pot):
@@ -94,13 +101,15 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
                 if source.text:
                     wanted.setdefault(source.text, set()).add(lang)
     texts = list(wanted)
-    output = translator.translate(texts, langs, rows={lang: [lang in wanted[t] for t in texts] for lang in langs},
-                                  batch_size=batch_size, **generation) if texts else {lang: [] for lang in langs}
+    output, confidence = translator.translate(
+        texts, langs, rows={lang: [lang in wanted[t] for t in texts] for lang in langs}, batch_size=batch_size,
+        return_confidence=True, **generation) if texts else ({lang: [] for lang in langs}, {lang: [] for lang in langs})
 
     report = {}
     for lang, (path, po, forms) in catalogs.items():
-        by_text = dict(zip(texts, output[lang]))
-        counts = Counter(fill(entry, [(m, sources[m], by_text.get(sources[m].text)) for m in msgids], lang, model_name)
+        by_text, sure = dict(zip(texts, output[lang])), dict(zip(texts, confidence[lang]))
+        counts = Counter(fill(entry, [(m, sources[m], by_text.get(sources[m].text)) for m in msgids], lang, model_name,
+                              least_sure([sure.get(sources[m].text) for m in msgids]), min_confidence)
                          for entry, msgids in todo[lang])
         update_header(po, pot, lang, forms)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -109,7 +118,7 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
         os.replace(partial, path)  # an interrupted run never leaves a half-written catalog
         entries = sum(not e.obsolete for e in po)
         report[lang] = {"path": str(path), "entries": entries, "kept": entries - len(todo[lang]),
-                        **{k: counts[k] for k in ("filled", "mismatch", "empty")}}
+                        **{k: counts[k] for k in ("filled", "mismatch", "empty", "unsure")}}
     return report
 
 
@@ -124,9 +133,17 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
             return
 
 
-def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str) -> str:
+def least_sure(confidences: list[float | None]) -> float | None:
+    """An entry's confidence: that of its least sure form (None: no form went through the model)."""
+    known = [c for c in confidences if c is not None]
+    return min(known) if known else None
+
+
+def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str,
+         confidence: float | None = None, min_confidence: float | None = None) -> str:
     """Writes the translation of each form ((msgid, its Source, the model's output)) into `entry`, fuzzy, when every
-    form keeps its msgid's markup and format placeholders; returns "filled", "mismatch" or "empty" (no output)."""
+    form keeps its msgid's markup and format placeholders and the model is sure enough; returns "filled",
+    "mismatch", "empty" (no output) or "unsure" (`confidence` below `min_confidence`)."""
     msgstrs = [finish(source, msgid, output, lang) for msgid, source, output in forms]
     msgstrs = [msgstr and follow_format(msgstr, msgid, entry.flags) for msgstr, (msgid, _, _) in zip(msgstrs, forms)]
     if any(msgstr is None and not (output or "").strip() for msgstr, (_, _, output) in zip(msgstrs, forms)):
@@ -135,20 +152,24 @@ def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang
     if any(msgstr is None or placeholder_signature(msgstr, date) != placeholder_signature(msgid, date)
            for msgstr, (msgid, _, _) in zip(msgstrs, forms)):
         return "mismatch"
+    if min_confidence is not None and confidence is not None and confidence < min_confidence:
+        return "unsure"
     if entry.msgid_plural:
         entry.msgstr_plural = dict(enumerate(msgstrs))
     else:
         entry.msgstr = msgstrs[0]
     entry.flags.append("fuzzy")
-    entry.tcomment = "\n".join(filter(None, [entry.tcomment, f"machine translation by {model_name}"]))
+    sure = "" if confidence is None else f", confidence {confidence:.2f}"
+    entry.tcomment = "\n".join(filter(None, [entry.tcomment, f"machine translation by {model_name}{sure}"]))
     return "filled"
 
 
 def format_report(report: dict) -> str:
     """A table per language for the terminal, and what to do next."""
-    columns = ("entries", "kept", "filled", "mismatch", "empty")
+    columns = ("entries", "kept", "filled", "mismatch", "empty", "unsure")
     lines = [f"{'lang':<8}" + "".join(f"{c:>10}" for c in columns) + "  file"]
     lines += [f"{lang:<8}" + "".join(f"{r[c]:>10}" for c in columns) + f"  {r['path']}" for lang, r in report.items()]
     lines.append("filled: machine-translated and marked fuzzy (review them, then drop the flag); mismatch: the "
-                 "translation lost a placeholder or markup of its msgid; mismatch and empty entries stay untranslated")
+                 "translation lost a placeholder or markup of its msgid; unsure: confidence below --min-confidence; mismatch, "
+                 "empty and unsure entries stay untranslated")
     return "\n".join(lines)
