@@ -120,15 +120,20 @@ class MaskGuard:
         self.left = max_new_tokens  # tokens still to come, this one included
 
     def mask(self, logits: torch.Tensor, eos: int) -> torch.Tensor:
-        """logits: (R, V) after the other rules -> (R, V) with -inf where the next piece may not come."""
-        placed = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, self.index, self.known & ~self.missing)
-        wanted = torch.zeros_like(logits, dtype=torch.bool).scatter_(1, self.index, self.missing)  # (R, V)
+        """logits: (R, V) after the other rules -> (R, V) with -inf where the next piece may not come. Works on the
+        K mask columns only (one copy of the logits per step): a language without mask pieces has K copies of
+        column 0, left as they are."""
+        scores = logits.gather(1, self.index).masked_fill(self.known & ~self.missing, float("-inf"))  # (R, K)
         count = self.missing.sum(dim=1, keepdim=True)  # (R, 1)
-        logits = logits.masked_fill(placed, float("-inf"))
-        logits[:, eos : eos + 1] = logits[:, eos : eos + 1].masked_fill(count > 0, float("-inf"))
+        end = logits[:, eos : eos + 1].masked_fill(count > 0, float("-inf"))  # (R, 1)
         forced = (count > 0) & (count >= self.left)  # (R, 1): no room for anything else
-        # a forced token the UTF-8 guard banned (a character left open) still comes; the tokenizer drops the open bytes
-        return torch.where(forced, logits.clamp(min=-1e4).masked_fill(~wanted, float("-inf")), logits)
+        if forced.any():
+            logits = logits.masked_fill(forced, float("-inf"))
+            # a forced token the UTF-8 guard banned (a character left open) still comes; the tokenizer drops the bytes
+            scores = torch.where(forced & self.missing, scores.clamp(min=-1e4), scores)
+        logits = logits.scatter(1, self.index, scores)
+        logits[:, eos : eos + 1] = end
+        return logits
 
     def step(self, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> None:
         """tokens: (R,) the pieces just chosen; rows: (R,) the row each one extends (beam search reorders)."""

@@ -256,8 +256,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
 
     def masks(self, langs: list[str], required: torch.Tensor | None) -> Masks | None:
         """The mask tokens each row of `langs` (language-major, as a stacked search lays them out) must emit, from
-        `required` (B, K) bool; None without `required`."""
-        if required is None:
+        `required` (B, K) bool; None where no row requires one (nothing to constrain)."""
+        if required is None or not required.any():
             return None
         known = getattr(self.generation_config, "mask_piece_ids", None) or {}
         width = required.shape[1]
