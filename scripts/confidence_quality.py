@@ -30,7 +30,8 @@ def parse_args() -> argparse.Namespace:
     return p.parse_args()
 
 
-def quality_table(translator: Translator, rows: list[dict], source: str, langs: list[str], **generation) -> pd.DataFrame:
+def quality_table(translator: Translator, rows: list[dict], source: str, langs: list[str],
+                  **generation) -> pd.DataFrame:
     """One row per language: n, Spearman(confidence, sentence chrF), mean chrF of the lowest / highest quarter."""
     texts = [row[source] for row in rows]
     wanted = {lang: [bool(row.get(lang)) for row in rows] for lang in langs}

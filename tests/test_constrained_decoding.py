@@ -37,8 +37,8 @@ def piece(tokenizer, lang: str, text: str) -> int:
 
 @pytest.fixture
 def forced(masked_tokenizer):
-    """A Translator whose heads score, at every step and for any input, EOS 10, `⟨3⟩` 9, `⟨0⟩` 8, `⟨1⟩` 7, the word
-    (the first piece of) `Datei` 6, `⟨2⟩` 5 and everything else 0 (zero final norm with bias u; output embeddings multiples of u).
+    """A Translator whose heads score, at every step and for any input, EOS 10, `⟨3⟩` 9, `⟨0⟩` 8, `⟨1⟩` 7, the first
+    piece of `Datei` 6, `⟨2⟩` 5 and everything else 0 (zero final norm with bias u; output embeddings multiples of u).
     Unconstrained, every output is just EOS: each mask token of the source is lost."""
     torch.manual_seed(0)
     model = MTLTranslationModel(tiny_config(masked_tokenizer, protect_placeholders=True))

@@ -170,6 +170,6 @@ def format_report(report: dict) -> str:
     lines = [f"{'lang':<8}" + "".join(f"{c:>10}" for c in columns) + "  file"]
     lines += [f"{lang:<8}" + "".join(f"{r[c]:>10}" for c in columns) + f"  {r['path']}" for lang, r in report.items()]
     lines.append("filled: machine-translated and marked fuzzy (review them, then drop the flag); mismatch: the "
-                 "translation lost a placeholder or markup of its msgid; unsure: confidence below --min-confidence; mismatch, "
-                 "empty and unsure entries stay untranslated")
+                 "translation lost a placeholder or markup of its msgid; unsure: confidence below --min-confidence; "
+                 "mismatch, empty and unsure entries stay untranslated")
     return "\n".join(lines)
