@@ -73,6 +73,17 @@ def positive_float(text: str) -> float:
     return value
 
 
+def fraction(text: str) -> float:
+    """An argparse type: a number from 0 to 1, so that `--min-confidence 87` is a usage error."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a number from 0 to 1, got {text!r}") from None
+    if not 0 <= value <= 1:
+        raise argparse.ArgumentTypeError(f"must be from 0 to 1, got {text}")
+    return value
+
+
 def cmd_train(args, extra: list[str]) -> None:
     from .configs import load_recipe
     from .train import run
@@ -168,7 +179,7 @@ def cmd_translate_po(args, _) -> None:
                           batch_size=args.batch_size, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
                           no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty,
                           tm=args.tm, tm_installed=args.tm_installed is not None, tm_roots=args.tm_installed or (),
-                          glossary=args.glossary)
+                          glossary=args.glossary, min_confidence=args.min_confidence)
     print(format_report(report))
 
 
@@ -309,6 +320,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="translation memory from the catalogs installed here (/usr/share/locale, and these locale "
                         "roots), never the template's own domain")
     p.add_argument("--glossary", default=None, help="terms (.csv or .tbx) kept verbatim or as their required translation")
+    p.add_argument("--min-confidence", type=fraction, default=None,
+                   help="leave entries whose confidence (0-1, as in the comment of each filled entry) is below this "
+                        "untranslated (default: fill them all)")
     p.set_defaults(func=cmd_translate_po)
     p = sub.add_parser("translate-file", help="fill the untranslated units of an XLIFF, .ts, .po, Android, JSON, "
                                               ".properties or YAML file into --out (drafts marked for review)")

@@ -1,5 +1,6 @@
 """Greedy and beam-search decoding for one decoder head (or `StackedHeads`: all heads as one), from encoder states
-computed once for all heads. With a `Pieces` table the output is always valid text (`Utf8Guard`)."""
+computed once for all heads. With a `Pieces` table the output is always valid text (`Utf8Guard`); with `Masks` it
+holds every mask token of its source exactly once (`MaskGuard`)."""
 
 from dataclasses import dataclass
 
@@ -94,6 +95,54 @@ class Utf8Guard:
         self.state = self.after[self.lang, self.state, tokens].long().clamp(min=0)
 
 
+@dataclass(frozen=True)
+class Masks:
+    """Which mask tokens (placeholders.py: `⟨0⟩`, `⟨1⟩`, ...) each sentence must emit: `ids` (L, K) the piece id of
+    `⟨k⟩` in each language's vocabulary, a row of -1 for a language without them (its rows need none); `need`
+    (L*B, K) bool, `⟨k⟩` is in the sentence's source, rows language-major as `Pieces` lays them out."""
+
+    ids: torch.Tensor
+    need: torch.Tensor
+
+
+class MaskGuard:
+    """Each mask token of the source comes out exactly once, so restoring the spans loses no placeholder, option or
+    path: a token already placed or not in the source is banned, EOS is banned while one is missing, and once the
+    tokens left (`max_new_tokens` minus those emitted) are no more than the missing ones, only those may come.
+    Repetition penalty and no-repeat-ngram cannot ban a missing token: it is not in the row yet."""
+
+    def __init__(self, masks: Masks, beams: int, max_new_tokens: int):
+        need = masks.need.repeat_interleave(beams, dim=0)  # (R, K): each sentence's rows (beams) in a block
+        lang = torch.arange(need.shape[0], device=need.device) // (need.shape[0] // masks.ids.shape[0])  # (R,)
+        ids = masks.ids[lang]  # (R, K)
+        self.index, self.known = ids.clamp(min=0), ids >= 0  # a language without mask pieces: all False
+        self.missing = need & self.known  # (R, K) still to place
+        self.left = max_new_tokens  # tokens still to come, this one included
+
+    def mask(self, logits: torch.Tensor, eos: int) -> torch.Tensor:
+        """logits: (R, V) after the other rules -> (R, V) with -inf where the next piece may not come. Works on the
+        K mask columns only (one copy of the logits per step): a language without mask pieces has K copies of
+        column 0, left as they are."""
+        scores = logits.gather(1, self.index).masked_fill(self.known & ~self.missing, float("-inf"))  # (R, K)
+        count = self.missing.sum(dim=1, keepdim=True)  # (R, 1)
+        end = logits[:, eos : eos + 1].masked_fill(count > 0, float("-inf"))  # (R, 1)
+        forced = (count > 0) & (count >= self.left)  # (R, 1): no room for anything else
+        if forced.any():
+            logits = logits.masked_fill(forced, float("-inf"))
+            # a forced token the UTF-8 guard banned (a character left open) still comes; the tokenizer drops the bytes
+            scores = torch.where(forced & self.missing, scores.clamp(min=-1e4), scores)
+        logits = logits.scatter(1, self.index, scores)
+        logits[:, eos : eos + 1] = end
+        return logits
+
+    def step(self, tokens: torch.Tensor, rows: torch.Tensor | None = None) -> None:
+        """tokens: (R,) the pieces just chosen; rows: (R,) the row each one extends (beam search reorders)."""
+        if rows is not None:
+            self.missing = self.missing[rows]
+        self.missing &= self.index != tokens[:, None]
+        self.left -= 1
+
+
 def expand_kv(cross_kv, n: int):
     """Repeat each sentence's cross-attention keys/values `n` times (one copy per beam)."""
     return [(k.repeat_interleave(n, dim=0), v.repeat_interleave(n, dim=0)) for k, v in cross_kv]
@@ -127,79 +176,107 @@ def penalize_repeats(logits: torch.Tensor, seqs: torch.Tensor, penalty: float) -
 
 @torch.no_grad()
 def greedy_search(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int,
-                  no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0,
-                  pieces: Pieces | None = None) -> torch.Tensor:
-    """Returns (B, T) token ids, EOS included, padded with `pad`; stops as soon as every sentence has ended."""
+                  no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0, pieces: Pieces | None = None,
+                  masks: Masks | None = None, mean_logprobs: bool = False):
+    """Returns (B, T) token ids, EOS included, padded with `pad`; stops as soon as every sentence has ended. With
+    `mean_logprobs`, also (B,) each output's mean token log-probability under the model (before any rule), EOS
+    included: how sure the model was of what it wrote."""
     batch = cross_mask.shape[0]
     tokens = torch.full((batch, 1), bos, dtype=torch.long, device=cross_mask.device)
     caches = [[] for _ in head.blocks]
     done = torch.zeros(batch, dtype=torch.bool, device=cross_mask.device)
     guard = Utf8Guard(pieces, batch) if pieces is not None else None
+    placing = MaskGuard(masks, 1, max_new_tokens) if masks is not None else None
+    total = torch.zeros(batch, device=cross_mask.device)  # (B,) summed log-probs of the chosen tokens
     out = []
     for step in range(max_new_tokens):
         logits = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1]  # (B, V)
+        model_logits = logits
         if out:
             seqs = torch.cat(out, dim=1)  # (B, step)
             logits = ban_repeated_ngrams(penalize_repeats(logits, seqs, repetition_penalty), seqs,
                                          no_repeat_ngram_size)
         if guard is not None:
             logits = guard.mask(logits)
+        if placing is not None:
+            logits = placing.mask(logits, eos)
         tokens = logits.argmax(dim=-1).masked_fill(done, pad)[:, None]  # (B, 1)
+        if mean_logprobs:
+            chosen = model_logits.float().log_softmax(-1).gather(1, tokens)[:, 0]  # (B,)
+            total += chosen.masked_fill(done, 0)
         if guard is not None:
             guard.step(tokens[:, 0])
+        if placing is not None:
+            placing.step(tokens[:, 0])
         out.append(tokens)
         done |= tokens[:, 0] == eos
         if done.all():
             break
-    return torch.cat(out, dim=1)
+    ids = torch.cat(out, dim=1)
+    if not mean_logprobs:
+        return ids
+    ended = ids == eos  # (B, T)
+    lengths = torch.where(ended.any(dim=1), ended.int().argmax(dim=1) + 1, ids.shape[1])  # (B,) EOS included
+    return ids, total / lengths
 
 
 @torch.no_grad()
 def beam_search(
     head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, max_new_tokens: int, num_beams: int,
     length_penalty: float = 1.0, no_repeat_ngram_size: int = 0, repetition_penalty: float = 1.0,
-    pieces: Pieces | None = None,
-) -> torch.Tensor:
+    pieces: Pieces | None = None, masks: Masks | None = None, mean_logprobs: bool = False,
+):
     """Beam search with a KV cache. Hypotheses are ranked by sum of log-probs / length ** length_penalty.
 
     A sentence is done once it holds `num_beams` finished hypotheses and its best live beam cannot beat the
     worst of them any more (HF's `early_stopping=False` rule); live beams compete at `max_new_tokens`.
+    `mean_logprobs` as in `greedy_search`, of the hypothesis chosen (the model's log-probs, before any rule).
     """
     batch, k, device = cross_mask.shape[0], num_beams, cross_mask.device
     cross_kv, cross_mask = expand_kv(cross_kv, k), cross_mask.repeat_interleave(k, dim=0)
     scores = torch.zeros(batch, k, device=device)
     scores[:, 1:] = float("-inf")  # all beams start identical: keep only the first at step 0
+    sums = torch.zeros(batch, k, device=device)  # (B, K) the model's log-probs of each beam's tokens, summed
     seqs = torch.empty(batch * k, 0, dtype=torch.long, device=device)
     tokens = torch.full((batch * k, 1), bos, dtype=torch.long, device=device)
     caches = [[] for _ in head.blocks]
-    finished: list[list[tuple[float, list[int]]]] = [[] for _ in range(batch)]  # best first, at most K
+    finished: list[list[tuple[float, list[int], float]]] = [[] for _ in range(batch)]  # best first, at most K
     done = [False] * batch
     guard = Utf8Guard(pieces, batch * k) if pieces is not None else None
+    placing = MaskGuard(masks, k, max_new_tokens) if masks is not None else None
 
-    def add(b: int, score: float, hyp: list[int]) -> None:
-        finished[b] = sorted([*finished[b], (score / max(1, len(hyp)) ** length_penalty, hyp)], reverse=True)[:k]
+    def add(b: int, score: float, hyp: list[int], logprob: float) -> None:
+        finished[b] = sorted([*finished[b], (score / max(1, len(hyp)) ** length_penalty, hyp, logprob)],
+                             reverse=True)[:k]
 
     for step in range(max_new_tokens):
         logits = head(tokens, cross_kv, cross_mask, start=step, caches=caches)[:, -1].float()  # (B*K, V)
-        logp = ban_repeated_ngrams(penalize_repeats(logits, seqs, repetition_penalty).log_softmax(-1), seqs,
-                                   no_repeat_ngram_size)
+        model_logp = logits.log_softmax(-1)
+        logp = ban_repeated_ngrams(model_logp if repetition_penalty == 1.0 else penalize_repeats(
+            logits, seqs, repetition_penalty).log_softmax(-1), seqs, no_repeat_ngram_size)
         if guard is not None:
             logp = guard.mask(logp)
+        if placing is not None:
+            logp = placing.mask(logp, eos)
         vocab = logp.shape[-1]
         cand = (scores.view(-1, 1) + logp).view(batch, k * vocab)
         top_scores, top_idx = cand.topk(2 * k, dim=1)  # (B, 2K): at most K of them end in EOS
         beam, tok = top_idx // vocab, top_idx % vocab
+        top_sums = (sums.view(-1, 1) + model_logp).view(batch, k * vocab).gather(1, top_idx) if mean_logprobs \
+            else torch.zeros_like(top_scores)  # (B, 2K)
         is_eos = tok == eos
         for b, j in is_eos[:, :k].nonzero().tolist():  # EOS among the K best: a finished hypothesis
-            if not done[b]:
-                add(b, top_scores[b, j].item(), seqs[b * k + beam[b, j]].tolist() + [eos])
+            if not done[b] and top_scores[b, j] > float("-inf"):  # not a banned EOS of a beam that is no beam
+                add(b, top_scores[b, j].item(), seqs[b * k + beam[b, j]].tolist() + [eos], top_sums[b, j].item())
         keep = (is_eos.long() * 2 * k + torch.arange(2 * k, device=device)).argsort(dim=1)[:, :k]  # best K non-EOS
         rows = (torch.arange(batch, device=device)[:, None] * k + beam.gather(1, keep)).view(-1)  # (B*K,)
         tokens = tok.gather(1, keep).view(-1, 1)
-        scores = top_scores.gather(1, keep)  # (B, K), best first
+        scores, sums = top_scores.gather(1, keep), top_sums.gather(1, keep)  # (B, K), best first
         seqs = torch.cat([seqs[rows], tokens], dim=1)
         if guard is not None:
             guard.step(tokens[:, 0], rows)
+        if placing is not None:
+            placing.step(tokens[:, 0], rows)
         for t in (t for cache in caches for t in cache):  # (rows, H, positions or more, D/H) keys and values
             t[:, :, : step + 1] = t[:, :, : step + 1].index_select(0, rows)  # in place: spare room is not copied
         best_live = (scores[:, 0] / (step + 1) ** length_penalty).tolist()
@@ -209,16 +286,20 @@ def beam_search(
     for b in range(batch):
         if not done[b]:
             for j in range(k):
-                add(b, scores[b, j].item(), seqs[b * k + j].tolist())
-    return pad_sequences([f[0][1] for f in finished], pad).to(device)
+                add(b, scores[b, j].item(), seqs[b * k + j].tolist(), sums[b, j].item())
+    ids = pad_sequences([f[0][1] for f in finished], pad).to(device)
+    if not mean_logprobs:
+        return ids
+    return ids, torch.tensor([f[0][2] / len(f[0][1]) for f in finished], device=device)
 
 
 def decode(head, cross_kv, cross_mask, *, bos: int, eos: int, pad: int, pieces: Pieces | None, num_beams: int,
-           max_new_tokens: int, length_penalty: float, no_repeat_ngram_size: int,
-           repetition_penalty: float) -> torch.Tensor:
-    """Greedy search for one beam, beam search for more; `generation_settings` gives the last five arguments."""
-    ids = dict(bos=bos, eos=eos, pad=pad, pieces=pieces, max_new_tokens=max_new_tokens,
-               no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty)
+           max_new_tokens: int, length_penalty: float, no_repeat_ngram_size: int, repetition_penalty: float,
+           masks: Masks | None = None, mean_logprobs: bool = False):
+    """Greedy search for one beam, beam search for more; `generation_settings` gives the five settings."""
+    ids = dict(bos=bos, eos=eos, pad=pad, pieces=pieces, max_new_tokens=max_new_tokens, masks=masks,
+               no_repeat_ngram_size=no_repeat_ngram_size, repetition_penalty=repetition_penalty,
+               mean_logprobs=mean_logprobs)
     if num_beams > 1:
         return beam_search(head, cross_kv, cross_mask, num_beams=num_beams, length_penalty=length_penalty, **ids)
     return greedy_search(head, cross_kv, cross_mask, **ids)

@@ -12,7 +12,8 @@ from transformers.utils import ModelOutput
 
 from .configuration_mtl import MTLConfig
 from .decoder import DecoderHead, decoder_layers
-from .generation import Pieces, byte_piece_offset, check_generation_settings, decode
+from .generation import Masks, Pieces, byte_piece_offset, check_generation_settings, decode
+from .placeholders import MASK_TOKENS
 from .losses import LossWeighting, build_loss_weighting
 from .objective import StepObjective
 from .sharing import build_sharing
@@ -244,6 +245,25 @@ class MTLTranslationModel(MTLPreTrainedModel):
         self.generation_config.byte_piece_offsets = {lang: byte_piece_offset(tok.sp_model)
                                                      for lang, tok in tokenizers.items()}
 
+    def record_mask_pieces(self, tokenizers) -> None:
+        """The piece id of each mask token (`⟨0⟩`..`⟨15⟩`, placeholders.py) per language, from its target tokenizer,
+        kept in `generation_config.mask_piece_ids` (saved with the model); None for a vocabulary without all of them
+        (trained on unmasked targets), whose outputs are then not constrained (`generate`'s `required_masks`)."""
+        ids = {lang: [tok.sp_model.piece_to_id(token) for token in MASK_TOKENS] for lang, tok in tokenizers.items()}
+        self.generation_config.mask_piece_ids = {
+            lang: None if any(tok.sp_model.is_unknown(i) for i in ids[lang]) else ids[lang]
+            for lang, tok in tokenizers.items()}
+
+    def masks(self, langs: list[str], required: torch.Tensor | None) -> Masks | None:
+        """The mask tokens each row of `langs` (language-major, as a stacked search lays them out) must emit, from
+        `required` (B, K) bool; None where no row requires one (nothing to constrain)."""
+        if required is None or not required.any():
+            return None
+        known = getattr(self.generation_config, "mask_piece_ids", None) or {}
+        width = required.shape[1]
+        ids = torch.tensor([(known.get(lang) or [-1] * width)[:width] for lang in langs], device=required.device)
+        return Masks(ids, required.repeat(len(langs), 1))
+
     def pieces(self, langs: list[str]) -> Pieces:
         """The piece tables of `langs` for decoding (`Pieces`), as wide as their largest vocabulary. A model never
         given its tokenizers (`record_byte_pieces`) knows no byte pieces: only pad, bos and unk are masked then."""
@@ -254,7 +274,7 @@ class MTLTranslationModel(MTLPreTrainedModel):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, langs=None, rows=None, stacked: bool | None = None,
-                 **overrides) -> dict[str, torch.Tensor]:
+                 required_masks: torch.Tensor | None = None, mean_logprobs: bool = False, **overrides):
         """Translate into every language in `langs` (default: all). Shared encoder blocks run once; each head
         decodes from the encoder states of its language. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
         Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}.
@@ -262,7 +282,11 @@ class MTLTranslationModel(MTLPreTrainedModel):
         Languages that read the same encoder states (the sharing mode's `states_key`: all of them with hard sharing,
         each group with partial sharing) and share generation settings decode together, as one stacked computation over all their heads
         (`StackedHeads`) on every row (a language's `rows` are picked afterwards), with the same output as one by one.
-        `stacked`: None = for groups of 2+ languages, True = for every language, False = never."""
+        `stacked`: None = for groups of 2+ languages, True = for every language, False = never.
+
+        `required_masks`: (B, K) bool, row b's source holds mask token `⟨k⟩` (placeholders.py): its outputs hold it
+        exactly once (`MaskGuard`; languages whose vocabulary lacks the tokens are not constrained). With
+        `mean_logprobs`, returns ({lang: ids}, {lang: (B_lang,) mean token log-probability of each output})."""
         langs = self.check_languages(langs)
         cfg, rows = self.config, rows or {}
         states = {lang: self.sharing_mode.states_key(lang) for lang in langs}  # None: states of its own
@@ -283,16 +307,25 @@ class MTLTranslationModel(MTLPreTrainedModel):
         keep = {lang: rows.get(lang, slice(None)) for lang in langs}
         memory = self.encode(input_ids, attention_mask, {lang: slice(None) if lang in together else keep[lang]
                                                          for lang in langs})  # {lang: (B_lang, S, E)}
-        ids, out = dict(bos=cfg.target_bos_token_id, eos=cfg.target_eos_token_id, pad=cfg.target_pad_token_id), {}
+        ids = dict(bos=cfg.target_bos_token_id, eos=cfg.target_eos_token_id, pad=cfg.target_pad_token_id,
+                   mean_logprobs=mean_logprobs)
+        out, logprobs = {}, {}
         for group in groups:
             heads = stacked_heads(self, group)
             cross_mask = attention_mask[:, None, None, :].bool().repeat(len(group), 1, 1, 1)  # (N*B, 1, 1, S)
-            every_row = decode(heads, heads.cross_kv(memory[group[0]]), cross_mask, pieces=self.pieces(group), **ids,
-                               **settings[group[0]])
+            every_row = decode(heads, heads.cross_kv(memory[group[0]]), cross_mask, pieces=self.pieces(group),
+                               masks=self.masks(group, required_masks), **ids, **settings[group[0]])
+            every_row, scores = every_row if mean_logprobs else (every_row, None)
             out.update((lang, trim(x[keep[lang]], ids["eos"])) for lang, x in zip(group, every_row.chunk(len(group))))
+            if mean_logprobs:
+                logprobs.update((lang, x[keep[lang]]) for lang, x in zip(group, scores.chunk(len(group))))
         for lang in langs:
             if lang not in together:
                 head, cross_mask = self.decoders[lang], attention_mask[keep[lang]][:, None, None, :].bool()
-                out[lang] = decode(head, head.cross_kv(memory[lang]), cross_mask, pieces=self.pieces([lang]), **ids,
-                                   **settings[lang])
-        return {lang: out[lang] for lang in langs}
+                required = None if required_masks is None else required_masks[keep[lang]]
+                out[lang] = decode(head, head.cross_kv(memory[lang]), cross_mask, pieces=self.pieces([lang]),
+                                   masks=self.masks([lang], required), **ids, **settings[lang])
+                if mean_logprobs:
+                    out[lang], logprobs[lang] = out[lang]
+        out = {lang: out[lang] for lang in langs}
+        return (out, {lang: logprobs[lang] for lang in langs}) if mean_logprobs else out

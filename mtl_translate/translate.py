@@ -6,12 +6,14 @@ import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
 
+import math
+
 import torch
 from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from .modeling_mtl import MTLTranslationModel
-from .placeholders import mask, restore, term_pattern
+from .placeholders import MAX_SPANS, mask, restore, term_pattern
 from .segmentation import join_pieces, split_text
 from .tokenization_mtl import MTLTokenizer, load_config, local_folder
 
@@ -31,6 +33,7 @@ class Translator:
                              f"{max_source_length!r}.")
         self.model, self.tokenizer = model.eval(), tokenizer
         model.record_byte_pieces(tokenizer.targets)  # decoding keeps byte pieces valid UTF-8; saved with the model
+        model.record_mask_pieces(tokenizer.targets)  # and places every mask token of a source once
         self.max_source_length = max_source_length or getattr(model.config, "max_source_length", None) or 128
 
     @classmethod
@@ -82,8 +85,8 @@ class Translator:
     def translate(
         self, texts: Sequence[str], langs: Sequence[str] | None = None, *, batch_size: int = 32,
         rows: Mapping[str, Sequence[bool]] | None = None, show_progress: bool = False,
-        terms: Mapping[str, Mapping[str, str]] | None = None, **generation,
-    ) -> dict[str, list[str | None]]:
+        terms: Mapping[str, Mapping[str, str]] | None = None, return_confidence: bool = False, **generation,
+    ) -> dict[str, list[str | None]] | tuple[dict[str, list[str | None]], dict[str, list[float | None]]]:
         """Texts -> {lang: [translation per text]}, in input order.
 
         Batches are built from length-sorted texts (less padding). `rows` limits a language to some texts
@@ -94,15 +97,26 @@ class Translator:
         `terms` (a glossary's, {term: {lang: its required translation}}) are masked like placeholders wherever they
         occur as whole words (case-sensitive) and restored as the language's translation, or as written where it
         has none: the model never sees them, so it cannot change them (the grammar around one may suffer).
+
+        `return_confidence`: also {lang: [confidence per text]}, exp(mean token log-probability) of each output
+        under the model, in (0, 1] (a text translated in pieces: its least confident piece; None where no
+        translation was made). Low values flag translations to review first (docs/results.md: how it ranks quality).
         """
-        out, truncated = self.translate_counting(texts, langs, batch_size=batch_size, rows=rows,
-                                                 show_progress=show_progress, terms=terms, **generation)
+        out, truncated, confidence = self.translate_scored(texts, langs, batch_size, rows, show_progress, generation,
+                                                           return_confidence, terms)
         self.warn_truncated(truncated, len(texts))
-        return out
+        return (out, confidence) if return_confidence else out
 
     def translate_counting(self, texts, langs=None, *, batch_size=32, rows=None, show_progress=False, terms=None,
                            **generation) -> tuple[dict, int]:
-        """`translate`, plus how many texts were truncated (the caller warns, once per call or per stream).
+        """`translate`, plus how many texts were truncated (the caller warns, once per call or per stream)."""
+        out, truncated, _ = self.translate_scored(texts, langs, batch_size, rows, show_progress, generation, False,
+                                                  terms)
+        return out, truncated
+
+    def translate_scored(self, texts, langs, batch_size, rows, show_progress, generation,
+                         scored: bool, terms=None) -> tuple[dict, int, dict | None]:
+        """`translate_counting`, plus each output's confidence where `scored` (else None).
 
         A text with several lines, or longer than `max_source_length`, is translated piece by piece
         (segmentation.py): each line keeps its indentation and line break, and a long line is cut at sentence ends
@@ -119,17 +133,18 @@ class Translator:
                              "without the glossary.")
         split = [None if not text.strip() or self.fits_as_is(text) else split_text(text, self.fits) for text in texts]
         if not any(split):
-            return self.translate_pieces(texts, langs, batch_size, rows, show_progress, generation, terms)
+            return self.translate_pieces(texts, langs, batch_size, rows, show_progress, generation, scored, terms)
         groups = [parts[0] if parts else [text] for text, parts in zip(texts, split)]  # each text's pieces
         owner = [i for i, group in enumerate(groups) for _ in group]
         pieces = [piece for group in groups for piece in group]
         piece_rows = {lang: [rows[lang][i] for i in owner] for lang in rows} if rows else None
-        done, truncated = self.translate_pieces(pieces, langs, batch_size, piece_rows, show_progress, generation,
-                                                terms)
+        done, truncated, sure = self.translate_pieces(pieces, langs, batch_size, piece_rows, show_progress, generation,
+                                                      scored, terms)
         starts = [0]
         for group in groups:
             starts.append(starts[-1] + len(group))
         out = {lang: [] for lang in langs}
+        confidence = {lang: [] for lang in langs} if scored else None
         for lang in langs:
             for i, parts in enumerate(split):
                 got = done[lang][starts[i] : starts[i + 1]]
@@ -137,7 +152,10 @@ class Translator:
                     out[lang].append(got[0])
                 else:
                     out[lang].append(None if None in got else join_pieces(got, parts[1]))
-        return out, truncated
+                if scored:
+                    known = [c for c in sure[lang][starts[i] : starts[i + 1]] if c is not None]
+                    confidence[lang].append(min(known) if known and out[lang][-1] is not None else None)
+        return out, truncated, confidence
 
     def fits_as_is(self, text: str) -> bool:
         """One line, no surrounding blanks, short enough: translated whole. Up to `max_source_length` - 2
@@ -152,8 +170,10 @@ class Translator:
         return len(self.tokenizer.source(piece, verbose=False)["input_ids"]) <= self.max_source_length
 
     def translate_pieces(self, texts, langs, batch_size, rows, show_progress, generation,
-                         terms=None) -> tuple[dict, int]:
-        """Texts that fit (or cannot be cut) -> {lang: [translation or None]}, and how many were truncated."""
+                         scored: bool, terms=None) -> tuple[dict, int, dict | None]:
+        """Texts that fit (or cannot be cut) -> {lang: [translation or None]}, how many were truncated, and where
+        `scored` {lang: [confidence or None]}. A masked text's outputs hold each of its mask tokens once
+        (`generate`'s `required_masks`), so every protected span is restored."""
         protect = getattr(self.model.config, "protect_placeholders", False)  # absent in models saved before it
         terms = terms or {}
         pattern = term_pattern(terms) if terms else None
@@ -162,6 +182,7 @@ class Translator:
         blank = [not text.strip() for text in texts]
         out = {lang: ["" if blank[i] and (wanted[lang] is None or wanted[lang][i]) else None for i in range(len(texts))]
                for lang in langs}
+        confidence = {lang: [None] * len(texts) for lang in langs} if scored else None
         order = sorted((i for i in range(len(texts)) if not blank[i]), key=lambda i: len(texts[i]))
         lengths = self.tokenizer.source([masked[i][0] for i in order], verbose=False, return_attention_mask=False,
                                         return_token_type_ids=False)["input_ids"] if order else []  # untruncated
@@ -175,14 +196,20 @@ class Translator:
             ).to(device)
             keep = {lang: torch.tensor([wanted[lang][i] for i in idx]) for lang in langs if wanted[lang] is not None}
             needed = [lang for lang in langs if lang not in keep or keep[lang].any()]
+            required = torch.tensor([[k < len(masked[i][1]) for k in range(MAX_SPANS)] for i in idx],
+                                    device=device) if protect else None  # (B, K): the source holds ⟨k⟩
             generated = self.model.generate(**enc, langs=needed, rows={k: v.to(device) for k, v in keep.items()},
-                                            **generation)
+                                            required_masks=required, mean_logprobs=scored, **generation)
+            generated, logprobs = generated if scored else (generated, None)
             for lang, ids in generated.items():
                 kept = [i for i, k in zip(idx, keep[lang].tolist()) if k] if lang in keep else idx
                 for i, text in zip(kept, self.tokenizer[lang].decode_batch(ids.tolist())):
                     spans = [terms[span].get(lang, span) if span in terms else span for span in masked[i][1]]
                     out[lang][i] = restore(text, spans)[0] if protect else text
-        return out, truncated
+                if scored:
+                    for i, logprob in zip(kept, logprobs[lang].tolist()):
+                        confidence[lang][i] = math.exp(logprob)
+        return out, truncated, confidence
 
     def warn_truncated(self, truncated: int, total: int) -> None:
         if truncated:

@@ -358,7 +358,7 @@ def test_translate_po_names_the_model_as_its_card_does_and_checks_out_dir_before
     cli.main(["translate-po", str(template), "--model", str(model), "--langs", "de", "--out-dir",
               str(tmp_path / "po"), "--max-new-tokens", "3"])
     written = (tmp_path / "po" / "de.po").read_text(encoding="utf-8")
-    assert "# machine translation by tiny-ui\n" in written and str(tmp_path) not in written
+    assert "# machine translation by tiny-ui, confidence 0." in written and str(tmp_path) not in written
     (model / "recipe.yaml").write_text("hub_model_id: acme/tiny-ui\n")
     assert public_model_name(str(model)) == "acme/tiny-ui" and public_model_name("acme/x") == "acme/x"
     (tmp_path / "po.txt").write_text("")

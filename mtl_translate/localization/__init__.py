@@ -6,7 +6,9 @@ translated is ever changed. What a program parses in a string must come out unch
 program (`msgfmt -c` refuses it): placeholders, options, paths and URLs are protected by the Translator
 (placeholders.py); markup (`<b>`, `<a href="...">`, `&amp;`, Qt's `&&`), leading/trailing whitespace and line
 breaks, and the access-key marker (`_Open`, `&Open`) are handled here. An entry whose translation still does not
-keep the msgid's format placeholders is left untranslated and counted, never written broken.
+keep the msgid's format placeholders is left untranslated and counted, never written broken. The comment also
+gives the model's confidence (exp of the mean token log-probability, `Translator.translate(return_confidence=True)`),
+so a reviewer can start with the least sure entries; below `min_confidence` an entry is left untranslated.
 """
 
 import os
@@ -58,20 +60,25 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
                  out_dir: str | os.PathLike = "po", *, model_name: str | None = None, batch_size: int = 32,
                  tm: Sequence[str | os.PathLike] = (), tm_installed: bool = False,
                  tm_roots: Sequence[str | os.PathLike] = (), glossary: str | os.PathLike | Glossary | None = None,
-                 **generation) -> dict:
+                 min_confidence: float | None = None, **generation) -> dict:
     """Write or update `<out_dir>/<lang>.po` from `template` for every language of `langs` (default: the model's).
 
     Existing entries are kept as they are; untranslated ones get a machine translation, flagged fuzzy with the
-    comment `machine translation by <model>` (`model_name`, default the model's; a local folder is named as its card
-    names it: `hub.public_model_name`). Each distinct msgid is encoded once for all languages. Returns
-    {lang: {"path", "entries", "kept", "filled", "mismatch", "empty"}}: `mismatch` entries lost a format
-    placeholder or markup of their msgid, `empty` ones got no output; both stay untranslated. `template` may be
-    a catalog already read (`read_catalog`), so that a command checks it before loading the model.
+    comment `machine translation by <model>, confidence 0.87` (`model_name`, default the model's; a local folder is
+    named as its card names it: `hub.public_model_name`). Each distinct msgid is encoded once for all languages.
+    Returns {lang: {"path", "entries", "kept", "filled", "mismatch", "empty", "unsure"}}: `mismatch` entries lost a
+    format placeholder or markup of their msgid, `empty` ones got no output, `unsure` ones a confidence below
+    `min_confidence` (its least sure form); all three stay untranslated. `template` may be a catalog already read
+    (`read_catalog`), so that a command checks it before loading the model.
 
     Translation memory (memory.py) is opt-in: `tm` files (.po, .mo, .tmx) and, with `tm_installed`, the catalogs
     installed on this machine (and under `tm_roots`) but not the template's own domain; an exact match is reused
     before the model is asked, and the report counts it under "memory". A `glossary` (.csv, .tbx, glossary.py) keeps
     its terms verbatim or as their required translation in what the model writes; "glossary" counts those entries."""
+    if min_confidence is not None and (isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float))
+                                       or not 0 <= min_confidence <= 1):
+        raise ValueError(f"min_confidence must be a number from 0 to 1 (a confidence is exp of the mean token "
+                         f"log-probability), got {min_confidence!r}.")
     pot = template if isinstance(template, polib.POFile) else read_catalog(template, "template")
     template = pot.fpath or template
     if not any(e.msgid for e in pot):
@@ -113,14 +120,14 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     if terms:
         generation["terms"] = terms
     rows = {lang: [lang in wanted[t] for t in texts] for lang in langs}
-    output = translate_columns(translator, texts, langs, rows=rows, batch_size=batch_size,
-                               **generation) if texts else {lang: [] for lang in langs}
+    output, confidence = translate_columns(translator, texts, langs, rows=rows, batch_size=batch_size, **generation)
 
     report = {}
     for lang, (path, po, forms) in catalogs.items():
-        by_text = dict(zip(texts, output[lang]))
+        by_text, sure = dict(zip(texts, output[lang])), dict(zip(texts, confidence[lang]))
         done = [(fill(entry, [(m, sources[m], by_text.get(sources[m].text)) for m in msgids], lang, model_name,
-                      terms), msgids) for entry, msgids in todo[lang]]
+                      terms, least_sure([sure.get(sources[m].text) for m in msgids]), min_confidence), msgids)
+                for entry, msgids in todo[lang]]
         counts = Counter(status for status, _ in done)
         update_header(po, pot, lang, forms)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -129,7 +136,7 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
         os.replace(partial, path)  # an interrupted run never leaves a half-written catalog
         entries = sum(not e.obsolete for e in po)
         report[lang] = {"path": str(path), "entries": entries, "kept": entries - len(todo[lang]) - recalled[lang],
-                        **{k: counts[k] for k in ("filled", "mismatch", "empty")}}
+                        **{k: counts[k] for k in ("filled", "mismatch", "empty", "unsure")}}
         if memory is not None:
             report[lang]["memory"] = recalled[lang]
         if glossary:
@@ -149,15 +156,23 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
             return
 
 
+def least_sure(confidences: list[float | None]) -> float | None:
+    """An entry's confidence: that of its least sure form (None: no form went through the model)."""
+    known = [c for c in confidences if c is not None]
+    return min(known) if known else None
+
+
 def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str,
-         terms: dict | None = None) -> str:
+         terms: dict | None = None, confidence: float | None = None, min_confidence: float | None = None) -> str:
     """Writes the translation of each form ((msgid, its Source, the model's output)) into `entry`, fuzzy, when every
-    form keeps its msgid's markup and format placeholders (`draft`) and glossary `terms`; returns "filled",
-    "mismatch" or "empty"."""
+    form keeps its msgid's markup and format placeholders (`draft`) and glossary `terms`, and the model is sure
+    enough; returns "filled", "mismatch", "empty" (no output) or "unsure" (`confidence` below `min_confidence`)."""
     status, msgstrs = draft(forms, lang, entry.flags, entry.msgid)
     if status == "filled" and any(missing_terms(source.text, msgstr, lang, terms)
                                   for msgstr, (_, source, _) in zip(msgstrs, forms)):
         status = "mismatch"
+    if status == "filled" and min_confidence is not None and confidence is not None and confidence < min_confidence:
+        status = "unsure"
     if status != "filled":
         return status
     if entry.msgid_plural:
@@ -165,19 +180,20 @@ def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang
     else:
         entry.msgstr = msgstrs[0]
     entry.flags.append("fuzzy")
-    entry.tcomment = "\n".join(filter(None, [entry.tcomment, f"machine translation by {model_name}"]))
+    sure = "" if confidence is None else f", confidence {confidence:.2f}"
+    entry.tcomment = "\n".join(filter(None, [entry.tcomment, f"machine translation by {model_name}{sure}"]))
     return "filled"
 
 
 def format_report(report: dict) -> str:
     """A table per language for the terminal, and what to do next."""
-    columns = ("entries", "kept", "memory", "filled", "mismatch", "empty", "glossary")
+    columns = ("entries", "kept", "memory", "filled", "mismatch", "empty", "unsure", "glossary")
     columns = [c for c in columns if all(c in r for r in report.values())]
     lines = [f"{'lang':<8}" + "".join(f"{c:>10}" for c in columns) + "  file"]
     lines += [f"{lang:<8}" + "".join(f"{r[c]:>10}" for c in columns) + f"  {r['path']}" for lang, r in report.items()]
     lines.append("filled: machine-translated and marked fuzzy (review them, then drop the flag); mismatch: the "
-                 "translation lost a placeholder, markup or glossary term of its msgid; mismatch and empty entries stay "
-                 "untranslated")
+                 "translation lost a placeholder, markup or glossary term of its msgid; unsure: confidence below "
+                 "--min-confidence; mismatch, empty and unsure entries stay untranslated")
     if "memory" in columns:
         lines.append(f"memory: {sum(r['memory'] for r in report.values())} entries from translation memory (fuzzy, "
                      f"with a comment naming the source), {sum(r['filled'] for r in report.values())} from the model")

@@ -73,10 +73,10 @@ def option_blocks(text: str) -> list[Block] | None:
 
 
 def translate_columns(translator, texts: list[str], langs: list[str], *, rows: dict[str, list[bool]],
-                      **kwargs) -> dict[str, list[str | None]]:
-    """`translator.translate(texts, langs, rows=rows, ...)`, each text with option lines sent as its blocks' texts
-    (each distinct text once) and put together again; a text whose block got no output, or a blank one, gets
-    that (None or "")."""
+                      **kwargs) -> tuple[dict[str, list[str | None]], dict[str, list[float | None]]]:
+    """`translator.translate(texts, langs, rows=rows, return_confidence=True, ...)`, each text with option lines sent
+    as its blocks' texts (each distinct text once) and put together again; a text whose block got no output, or a
+    blank one, gets that (None or ""), and the confidence of its least sure block."""
     layouts = [option_blocks(text) for text in texts]
     parts = [[b.text for b in blocks if b.text] if blocks else [text] for text, blocks in zip(texts, layouts)]
     wanted = {}  # model input -> {lang}
@@ -84,14 +84,16 @@ def translate_columns(translator, texts: list[str], langs: list[str], *, rows: d
         for piece in inputs:
             wanted.setdefault(piece, set()).update(lang for lang in langs if rows[lang][i])
     inputs = list(wanted)
-    done = translator.translate(inputs, langs, rows={lang: [lang in wanted[t] for t in inputs] for lang in langs},
-                                **kwargs)
-    out = {}
+    done, sure = translator.translate(inputs, langs, rows={lang: [lang in wanted[t] for t in inputs] for lang in langs},
+                                      return_confidence=True, **kwargs) if inputs else ({}, {})
+    out, confidence = {}, {}
     for lang in langs:
-        by_input = dict(zip(inputs, done[lang]))
-        out[lang] = []
+        by_input, sure_of = dict(zip(inputs, done.get(lang, []))), dict(zip(inputs, sure.get(lang, [])))
+        out[lang], confidence[lang] = [], []
         for i, blocks in enumerate(layouts):
             got = [by_input[piece] for piece in parts[i]]
+            known = [c for piece in parts[i] if (c := sure_of[piece]) is not None]
+            confidence[lang].append(min(known) if rows[lang][i] and known else None)
             if not rows[lang][i] or None in got:
                 out[lang].append(None)
             elif not blocks:
@@ -101,4 +103,4 @@ def translate_columns(translator, texts: list[str], langs: list[str], *, rows: d
             else:
                 translated = iter(got)
                 out[lang].append("\n".join(b.render(next(translated).strip() if b.text else "") for b in blocks))
-    return out
+    return out, confidence
