@@ -2,11 +2,10 @@
 
 import json
 import logging
+import math
 import os
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from itertools import islice
-
-import math
 
 import torch
 from safetensors import SafetensorError

@@ -8,7 +8,7 @@ import polib
 import pytest
 
 from mtl_translate.localization import translate_po
-from mtl_translate.localization.columns import option_blocks
+from mtl_translate.localization.columns import option_blocks, translate_columns
 from mtl_translate.placeholders import SPAN
 
 # Real msgids (grep 3.x, sed 4.9, diffutils 3.x templates, as `msgunfmt` prints them).
@@ -47,8 +47,12 @@ class Shouting:
     def check_languages(self, langs):
         return list(langs)
 
-    def translate(self, texts, langs, *, rows, batch_size, **generation):
+    def translate(self, texts, langs, *, rows, batch_size, return_confidence=False, **generation):
         self.inputs += texts
+        out = self.outputs(texts, langs, rows)
+        return (out, {lang: [0.5] * len(texts) for lang in langs}) if return_confidence else out
+
+    def outputs(self, texts, langs, rows):
         return {lang: [shout(t) if keep else None for t, keep in zip(texts, rows[lang])] for lang in langs}
 
 
@@ -121,8 +125,8 @@ def test_a_msgid_without_option_lines_has_no_blocks_and_one_with_them_is_cut_at_
 
 def test_an_entry_whose_description_gets_no_output_stays_untranslated(tmp_path):
     class Silent(Shouting):
-        def translate(self, texts, langs, *, rows, batch_size, **generation):
-            out = super().translate(texts, langs, rows=rows, batch_size=batch_size)
+        def outputs(self, texts, langs, rows):
+            out = super().outputs(texts, langs, rows)
             return {lang: ["" if t == "print NUM lines of output context" else o for t, o in zip(texts, outs)]
                     for lang, outs in out.items()}
 
@@ -145,3 +149,16 @@ def test_the_quickstart_model_keeps_every_option_column(tmp_path):
         for entry in polib.pofile(counts["path"]):
             if entry.msgstr:
                 assert_columns_kept(entry.msgid, entry.msgstr)
+
+
+def test_an_option_table_is_as_sure_as_its_least_sure_description():
+    class Unsure(Shouting):
+        def translate(self, texts, langs, *, rows, batch_size, return_confidence=False, **generation):
+            out = self.outputs(texts, langs, rows)
+            sure = {lang: [0.2 if "trailing" in t else 0.9 for t in texts] for lang in langs}
+            return (out, sure) if return_confidence else out
+
+    out, confidence = translate_columns(Unsure(), [GREP_CONTEXT, DIFF_BINARY], ["fr"], rows={"fr": [True, True]},
+                                        batch_size=8)
+    assert confidence == {"fr": [0.2, 0.9]}  # GREP_CONTEXT: three descriptions, one of them unsure
+    assert out["fr"][1] == "    --binary                    READ AND WRITE DATA IN BINARY MODE"

@@ -74,7 +74,7 @@ def test_exact_match_with_context_and_plural_is_reused_fuzzy_with_its_source_bef
     assert de[(None, "Quit")].msgstr == "QUIT" and de[(None, "Save")].msgstr == "SAVE"  # no match without a context
     assert de[(None, "Quit")].tcomment == "machine translation by acme/mtl-ui"
     assert report["de"] | {"path": None} == {"path": None, "entries": 5, "kept": 0, "memory": 3, "filled": 2,
-                                             "mismatch": 0, "empty": 0}
+                                             "mismatch": 0, "empty": 0, "unsure": 0}
     assert report["ru"]["memory"] == 0 and report["ru"]["filled"] == 5  # a German file serves no Russian entry
     [(texts, rows)] = translator.calls
     assert rows["de"] == [text in ("Quit", "Save") for text in texts]  # the model is asked only the rest
@@ -200,7 +200,7 @@ def test_command_passes_memory_options(template, tmp_path, monkeypatch, capsys):
     def fake_translate_po(template, translator, langs, out_dir, **kwargs):
         seen.update(kwargs)
         return {"de": {"path": "po/de.po", "entries": 1, "kept": 0, "memory": 1, "filled": 0, "mismatch": 0,
-                       "empty": 0}}
+                       "empty": 0, "unsure": 0}}
 
     monkeypatch.setattr("mtl_translate.localization.translate_po", fake_translate_po)
     monkeypatch.setattr("mtl_translate.cli.load_translator", lambda args: None)
