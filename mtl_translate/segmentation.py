@@ -57,3 +57,14 @@ def split_line(line: str, fits: Callable[[str], bool]) -> tuple[list[str], list[
 def join_pieces(pieces: list[str], glue: list[str]) -> str:
     """The inverse of `split_text`, with translated pieces."""
     return glue[0] + "".join(piece + sep for piece, sep in zip(pieces, glue[1:]))
+
+
+_BLANKS = re.compile(r"\s+")
+
+
+def keep_layout(output: str, source: str) -> str:
+    """The output of one line (every model input is one: `split_text`) as a line: no line break, no blank run that
+    its source lacks, no blanks at its ends. Target vocabularies keep whitespace as written (column padding, line
+    breaks), and a small model otherwise pads or breaks a line where its source does neither."""
+    runs = set(_BLANKS.findall(source))
+    return _BLANKS.sub(lambda m: m[0] if len(m[0]) == 1 and m[0] != "\n" or m[0] in runs else " ", output).strip()

@@ -11,9 +11,10 @@ import torch
 from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
+from .columns import in_columns
 from .modeling_mtl import MTLTranslationModel
 from .placeholders import MAX_SPANS, mask, restore, term_pattern
-from .segmentation import join_pieces, split_text
+from .segmentation import join_pieces, keep_layout, split_text
 from .tokenization_mtl import MTLTokenizer, load_config, local_folder
 
 logger = logging.getLogger(__name__)
@@ -117,7 +118,8 @@ class Translator:
                          scored: bool, terms=None) -> tuple[dict, int, dict | None]:
         """`translate_counting`, plus each output's confidence where `scored` (else None).
 
-        A text with several lines, or longer than `max_source_length`, is translated piece by piece
+        In a `--help` option table only the descriptions are translated; the option column stays byte-identical
+        (columns.py). A text with several lines, or longer than `max_source_length`, is translated piece by piece
         (segmentation.py): each line keeps its indentation and line break, and a long line is cut at sentence ends
         and option items; only a piece that cannot be cut further is truncated."""
         langs = self.check_request(langs, batch_size, generation)
@@ -130,6 +132,20 @@ class Translator:
             raise ValueError("a glossary's terms are kept by masking them as placeholders, and this model was trained "
                              "without placeholder masking (protect_placeholders: false); train with it, or translate "
                              "without the glossary.")
+        truncated = []
+
+        def translate(parts, part_rows):
+            out, n, confidence = self.translate_lines(parts, langs, batch_size, part_rows, show_progress, generation,
+                                                      scored, terms)
+            truncated.append(n)
+            return out, confidence
+
+        out, confidence = in_columns(texts, langs, rows, translate)
+        return out, sum(truncated), confidence
+
+    def translate_lines(self, texts, langs, batch_size, rows, show_progress, generation, scored: bool,
+                        terms) -> tuple[dict, int, dict | None]:
+        """`translate_scored` of texts without option tables: long or multi-line ones piece by piece."""
         split = [None if not text.strip() or self.fits_as_is(text) else split_text(text, self.fits) for text in texts]
         if not any(split):
             return self.translate_pieces(texts, langs, batch_size, rows, show_progress, generation, scored, terms)
@@ -204,7 +220,7 @@ class Translator:
                 kept = [i for i, k in zip(idx, keep[lang].tolist()) if k] if lang in keep else idx
                 for i, text in zip(kept, self.tokenizer[lang].decode_batch(ids.tolist())):
                     spans = [terms[span].get(lang, span) if span in terms else span for span in masked[i][1]]
-                    out[lang][i] = restore(text, spans)[0] if protect else text
+                    out[lang][i] = keep_layout(restore(text, spans)[0] if protect else text, texts[i])
                 if scored:
                     for i, logprob in zip(kept, logprobs[lang].tolist()):
                         confidence[lang][i] = math.exp(logprob)

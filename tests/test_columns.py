@@ -1,4 +1,5 @@
-"""translate-po on `--help` option tables: only descriptions reach the model; option columns come out byte-identical."""
+"""`--help` option tables (translate, translate-po): only descriptions reach the model; option columns come out
+byte-identical."""
 
 import shutil
 import subprocess
@@ -6,10 +7,14 @@ from pathlib import Path
 
 import polib
 import pytest
+import torch
 
 from mtl_translate.localization import translate_po
-from mtl_translate.localization.columns import option_blocks, translate_columns
+from mtl_translate.columns import in_columns, option_blocks
+from mtl_translate import MTLTranslationModel, Translator
 from mtl_translate.placeholders import SPAN
+from tests.conftest import tiny_config
+from tests.test_placeholders import masked_tokenizer  # noqa: F401 (a fixture)
 
 # Real msgids (grep 3.x, sed 4.9, diffutils 3.x templates, as `msgunfmt` prints them).
 GREP_CONTEXT = ("\nContext control:\n  -B, --before-context=NUM  print NUM lines of leading context\n"
@@ -37,7 +42,8 @@ OPTION_COLUMNS = {  # msgid -> the line starts a translation must keep byte-iden
 
 
 class Shouting:
-    """Translator's interface: each text upper-cased (French-like: with a no-break space before ';'), inputs kept."""
+    """Translator's interface: each text upper-cased (French-like: with a no-break space before ';'), inputs kept; option
+    tables cut into their descriptions as the Translator cuts them (`in_columns`)."""
 
     model = type("Model", (), {"config": type("Config", (), {"_name_or_path": "acme/mtl-cli"})})()
 
@@ -48,9 +54,13 @@ class Shouting:
         return list(langs)
 
     def translate(self, texts, langs, *, rows, batch_size, return_confidence=False, **generation):
+        out, sure = in_columns(texts, langs, rows, self.model_call)
+        return (out, sure) if return_confidence else out
+
+    def model_call(self, texts, rows):
         self.inputs += texts
-        out = self.outputs(texts, langs, rows)
-        return (out, {lang: [0.5] * len(texts) for lang in langs}) if return_confidence else out
+        out = self.outputs(texts, list(rows), rows)
+        return out, {lang: [0.2 if "trailing" in t else 0.9 for t in texts] for lang in rows}
 
     def outputs(self, texts, langs, rows):
         return {lang: [shout(t) if keep else None for t, keep in zip(texts, rows[lang])] for lang in langs}
@@ -152,13 +162,35 @@ def test_the_quickstart_model_keeps_every_option_column(tmp_path):
 
 
 def test_an_option_table_is_as_sure_as_its_least_sure_description():
-    class Unsure(Shouting):
-        def translate(self, texts, langs, *, rows, batch_size, return_confidence=False, **generation):
-            out = self.outputs(texts, langs, rows)
-            sure = {lang: [0.2 if "trailing" in t else 0.9 for t in texts] for lang in langs}
-            return (out, sure) if return_confidence else out
-
-    out, confidence = translate_columns(Unsure(), [GREP_CONTEXT, DIFF_BINARY], ["fr"], rows={"fr": [True, True]},
-                                        batch_size=8)
+    out, confidence = Shouting().translate([GREP_CONTEXT, DIFF_BINARY], ["fr"], rows={"fr": [True, True]},
+                                           batch_size=8, return_confidence=True)
     assert confidence == {"fr": [0.2, 0.9]}  # GREP_CONTEXT: three descriptions, one of them unsure
     assert out["fr"][1] == "    --binary                    READ AND WRITE DATA IN BINARY MODE"
+
+
+def test_the_translator_sends_only_descriptions_to_the_model(masked_tokenizer, monkeypatch):  # noqa: F811
+    """`mtl-translate translate` of an option line: the encoder reads the description, the column is copied."""
+    torch.manual_seed(0)
+    model = MTLTranslationModel(tiny_config(masked_tokenizer, protect_placeholders=True))
+    seen = []
+
+    def generate(input_ids, attention_mask=None, langs=(), rows=None, **generation):
+        seen.extend(masked_tokenizer.source.batch_decode(input_ids, skip_special_tokens=True))
+        ids = [masked_tokenizer["de"].sp_model.encode("Hilfe anzeigen") + [3]] * len(input_ids)
+        return {lang: torch.tensor(ids) for lang in langs}
+
+    monkeypatch.setattr(model, "generate", generate)
+    line = "  -h, --help     display this help and exit"
+    out = Translator(model, masked_tokenizer).translate([line, "Open file"], ["de"])
+    assert sorted(seen) == ["display this help and exit", "open file"]
+    assert out["de"] == ["  -h, --help     Hilfe anzeigen", "Hilfe anzeigen"]
+
+
+def test_a_reflowed_description_keeps_its_number_of_lines():
+    block = option_blocks(SED_REGEXP.rstrip("\n"))[0]
+    assert block.lines == 2
+    for translated in ["kurzer Text", "erweiterte reguläre Ausdrücke im Skript verwenden (für Portabilität POSIX -E verwenden), "
+                       "und noch viel mehr Text, der weit über die ursprüngliche Breite der Spalte hinausgeht."]:
+        lines = block.render(translated).split("\n")
+        assert len(lines) == 3 and lines[0] == "  -E, -r, --regexp-extended", lines  # the option line + 2
+        assert all(line.startswith(" " * 17) for line in lines[1:])

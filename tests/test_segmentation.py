@@ -1,6 +1,6 @@
 """Long inputs are split into pieces that fit the model and joined back with their own separators."""
 
-from mtl_translate.segmentation import join_pieces, split_text
+from mtl_translate.segmentation import join_pieces, keep_layout, split_text
 
 HELP = ("Usage: grep [OPTION]... PATTERNS [FILE]...\n"
         "Search for PATTERNS in each FILE.\n"
@@ -68,3 +68,11 @@ def test_the_whitespace_between_pieces_of_a_line_is_kept_as_written():
     assert pieces == ["Sort entries.", "Then  print them.", "Done:", "--all      list all"]
     assert glue == ["", "  ", "\t", "   ", ""]
     assert join_pieces(pieces, glue) == line
+
+
+def test_an_output_keeps_the_layout_of_its_one_line_source():
+    # a small model trained on aligned --help columns pads and breaks lines the source does not
+    assert keep_layout("%s: %s in der %s, aber          \n   s  es\n", "cmp: EOF on %s after byte %s") == \
+        "%s: %s in der %s, aber s es"
+    assert keep_layout("Fichier\u00a0: %s", "File: %s") == "Fichier\u00a0: %s"  # one blank, as the language writes it
+    assert keep_layout("a  b\tc", "x  y\tz") == "a  b\tc"  # runs the source has stay

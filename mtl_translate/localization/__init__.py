@@ -21,7 +21,6 @@ import polib
 
 from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
-from .columns import translate_columns
 from .drafting import draft
 from .glossary import Glossary, holds_terms, missing_terms, read_glossary
 from .markup import Source, prepare
@@ -120,7 +119,8 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     if terms:
         generation["terms"] = terms
     rows = {lang: [lang in wanted[t] for t in texts] for lang in langs}
-    output, confidence = translate_columns(translator, texts, langs, rows=rows, batch_size=batch_size, **generation)
+    output, confidence = translator.translate(texts, langs, rows=rows, batch_size=batch_size, return_confidence=True,
+                                              **generation) if texts else ({lang: [] for lang in langs},) * 2
 
     report = {}
     for lang, (path, po, forms) in catalogs.items():

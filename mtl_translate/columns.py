@@ -4,11 +4,14 @@ In `  -o, --output=FILE      write to FILE` a translator translates `write to FI
 indentation and the spaces that align the description column exactly (`--output=DATEI` aside, the program parses
 none of it, but a misaligned table is a broken table). A model given the whole line rewrites all of it, so a msgid
 with option lines is cut into blocks: each option line's description with its continuation lines (indented deeper,
-as `grep --help` and `sed --help` write them) is translated as one text and wrapped again to the block's width at
-the same indentation (reflowed, as translators do), each other line is translated on its own, and what is not
+as `grep --help` and `sed --help` write them) is translated as one text and wrapped again into as many lines at
+the same indentation (reflowed, as translators do, but never into more or fewer lines), each other line is translated on its own, and what is not
 text (option columns, blank lines, an option alone on its line: `--color[=WHEN],`) is copied. A msgid without
-option lines is translated as before.
+option lines is translated as before. The Translator applies this to every text it is given (`translate`,
+`translate-po`, `translate-file`, the pipeline and the demo alike).
 """
+
+from collections.abc import Callable, Mapping, Sequence
 
 import re
 import textwrap
@@ -24,24 +27,42 @@ _INDENT = re.compile(r"[ \t]*")
 class Block:
     """One piece of a msgid: `prefix` (copied), then `text` translated (nothing when empty), then `suffix`.
 
-    A description with continuation lines (`indent` set) is wrapped to `width` columns, its later lines at
-    `indent`; other text stays on one line."""
+    A description with continuation lines (`indent` set) is wrapped into its `lines` lines, near `width` columns,
+    its later lines at `indent`; other text stays on one line."""
 
     prefix: str
     text: str = ""
     suffix: str = ""
     indent: str | None = None
     width: int = 0
+    lines: int = 1
 
     def render(self, translated: str) -> str:
         if not self.text:
             return self.prefix + self.suffix
         if self.indent is None:
             return self.prefix + translated + self.suffix
+        lines = self.wrap(translated)
         column = len(self.prefix.rsplit("\n", 1)[-1])
-        lines = textwrap.wrap(translated, self.width, initial_indent=" " * column, subsequent_indent=self.indent,
-                              break_long_words=False, break_on_hyphens=False) or [" " * column]
         return "\n".join([self.prefix + lines[0][column:], *lines[1:]]) + self.suffix
+
+    def wrap(self, translated: str) -> list[str]:
+        """The translation in as many lines as the description had (the program prints the line breaks it is given,
+        and pofilter's `newlines` check counts them), as close to `width` columns as that allows."""
+        column = len(self.prefix.rsplit("\n", 1)[-1])
+
+        def at(width: int) -> list[str]:
+            return textwrap.wrap(translated, width, initial_indent=" " * column, subsequent_indent=self.indent,
+                                 break_long_words=False, break_on_hyphens=False) or [" " * column]
+
+        width, lines = self.width, at(self.width)
+        step = 1 if len(lines) > self.lines else -1
+        while len(lines) != self.lines and max(column, len(self.indent)) + 1 < width + step < 4 * self.width:
+            width += step
+            if (len(wider := at(width)) - self.lines) * step < 0:  # past the count: keep the nearer side
+                break
+            lines = wider
+        return lines
 
 
 def option_blocks(text: str) -> list[Block] | None:
@@ -64,7 +85,7 @@ def option_blocks(text: str) -> list[Block] | None:
             prefix = head if desc else f"{line}\n{_INDENT.match(follow[0])[0]}"
             blocks.append(Block(prefix, " ".join(desc + [f.strip() for f in follow]),
                                 indent=_INDENT.match(follow[0])[0] if follow else None,
-                                width=max(len(x) for x in [line, *follow])))
+                                width=max(len(x) for x in [line, *follow]), lines=len(desc) + len(follow)))
         else:
             lead, body = _INDENT.match(line)[0], line.strip()
             blocks.append(Block(lead, body, line[len(lead) + len(body):]) if body and not option else Block(line))
@@ -72,29 +93,35 @@ def option_blocks(text: str) -> list[Block] | None:
     return blocks if table else None
 
 
-def translate_columns(translator, texts: list[str], langs: list[str], *, rows: dict[str, list[bool]],
-                      **kwargs) -> tuple[dict[str, list[str | None]], dict[str, list[float | None]]]:
-    """`translator.translate(texts, langs, rows=rows, return_confidence=True, ...)`, each text with option lines sent
-    as its blocks' texts (each distinct text once) and put together again; a text whose block got no output, or a
-    blank one, gets that (None or ""), and the confidence of its least sure block."""
+def in_columns(texts: Sequence[str], langs: Sequence[str], rows: Mapping[str, Sequence[bool]] | None,
+               translate: Callable) -> tuple[dict[str, list[str | None]], dict[str, list[float | None]] | None]:
+    """`translate(parts, part_rows)` -> ({lang: [output]}, {lang: [confidence]} or None), applied to `texts` with
+    each text that holds option lines sent as its blocks' texts (each distinct text once) and put together again.
+    `rows` ({lang: [bool per text]}, a language absent or None: every text) as the Translator takes them. A text
+    whose block got no output, or a blank one, gets that (None or ""), and the confidence of its least sure block."""
     layouts = [option_blocks(text) for text in texts]
+    if not any(layouts):
+        return translate(list(texts), rows)
+    wanted_in = {lang: [rows is None or lang not in rows or bool(rows[lang][i]) for i in range(len(texts))]
+                 for lang in langs}
     parts = [[b.text for b in blocks if b.text] if blocks else [text] for text, blocks in zip(texts, layouts)]
     wanted = {}  # model input -> {lang}
     for i, inputs in enumerate(parts):
         for piece in inputs:
-            wanted.setdefault(piece, set()).update(lang for lang in langs if rows[lang][i])
+            wanted.setdefault(piece, set()).update(lang for lang in langs if wanted_in[lang][i])
     inputs = list(wanted)
-    done, sure = translator.translate(inputs, langs, rows={lang: [lang in wanted[t] for t in inputs] for lang in langs},
-                                      return_confidence=True, **kwargs) if inputs else ({}, {})
-    out, confidence = {}, {}
+    done, sure = translate(inputs, {lang: [lang in wanted[t] for t in inputs] for lang in langs}) if inputs \
+        else ({lang: [] for lang in langs}, None)
+    out, confidence = {}, ({} if sure is not None else None)
     for lang in langs:
-        by_input, sure_of = dict(zip(inputs, done.get(lang, []))), dict(zip(inputs, sure.get(lang, [])))
-        out[lang], confidence[lang] = [], []
+        if confidence is not None:
+            confidence[lang] = []
+        by_input = dict(zip(inputs, done[lang]))
+        sure_of = dict(zip(inputs, sure[lang])) if sure is not None else {}
+        out[lang] = []
         for i, blocks in enumerate(layouts):
             got = [by_input[piece] for piece in parts[i]]
-            known = [c for piece in parts[i] if (c := sure_of[piece]) is not None]
-            confidence[lang].append(min(known) if rows[lang][i] and known else None)
-            if not rows[lang][i] or None in got:
+            if not wanted_in[lang][i] or None in got:
                 out[lang].append(None)
             elif not blocks:
                 out[lang].append(got[0])
@@ -103,4 +130,7 @@ def translate_columns(translator, texts: list[str], langs: list[str], *, rows: d
             else:
                 translated = iter(got)
                 out[lang].append("\n".join(b.render(next(translated).strip() if b.text else "") for b in blocks))
+            if confidence is not None:
+                known = [c for piece in parts[i] if (c := sure_of[piece]) is not None]
+                confidence[lang].append(min(known) if out[lang][-1] is not None and known else None)
     return out, confidence
