@@ -11,11 +11,12 @@ option lines is translated as before. The Translator applies this to every text 
 `translate-po`, `translate-file`, the pipeline and the demo alike).
 """
 
-from collections.abc import Callable, Mapping, Sequence
-
 import re
 import textwrap
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+
+from .metavariables import realign, rename
 
 # An option line: indentation, an option column that starts with an option (`-o`, `--all`, `-NUM`) and runs to the
 # first gap of two or more blanks (or a tab), then the description, if the line has one.
@@ -37,14 +38,16 @@ class Block:
     width: int = 0
     lines: int = 1
 
-    def render(self, translated: str) -> str:
+    def render(self, translated: str, names: Mapping[str, str] | None = None) -> str:
+        """The block with `translated` as its text and its metavariables' `names` ({FILE: DATEI}) translated."""
+        prefix, translated = realign(self.prefix, names or {}), rename(translated, names or {})
         if not self.text:
-            return self.prefix + self.suffix
+            return prefix + self.suffix
         if self.indent is None:
-            return self.prefix + translated + self.suffix
+            return prefix + translated + self.suffix
         lines = self.wrap(translated)
         column = len(self.prefix.rsplit("\n", 1)[-1])
-        return "\n".join([self.prefix + lines[0][column:], *lines[1:]]) + self.suffix
+        return "\n".join([prefix + lines[0][column:], *lines[1:]]) + self.suffix
 
     def wrap(self, translated: str) -> list[str]:
         """The translation in as many lines as the description had (the program prints the line breaks it is given,
@@ -94,11 +97,13 @@ def option_blocks(text: str) -> list[Block] | None:
 
 
 def in_columns(texts: Sequence[str], langs: Sequence[str], rows: Mapping[str, Sequence[bool]] | None,
-               translate: Callable) -> tuple[dict[str, list[str | None]], dict[str, list[float | None]] | None]:
+               translate: Callable, metavariables: Mapping[str, Mapping[str, str]] | None = None,
+               ) -> tuple[dict[str, list[str | None]], dict[str, list[float | None]] | None]:
     """`translate(parts, part_rows)` -> ({lang: [output]}, {lang: [confidence]} or None), applied to `texts` with
     each text that holds option lines sent as its blocks' texts (each distinct text once) and put together again.
     `rows` ({lang: [bool per text]}, a language absent or None: every text) as the Translator takes them. A text
-    whose block got no output, or a blank one, gets that (None or ""), and the confidence of its least sure block."""
+    whose block got no output, or a blank one, gets that (None or ""), and the confidence of its least sure block.
+    `metavariables` ({lang: {FILE: DATEI}}, metavariables.py) are translated in the option tables."""
     layouts = [option_blocks(text) for text in texts]
     if not any(layouts):
         return translate(list(texts), rows)
@@ -129,7 +134,9 @@ def in_columns(texts: Sequence[str], langs: Sequence[str], rows: Mapping[str, Se
                 out[lang].append("")
             else:
                 translated = iter(got)
-                out[lang].append("\n".join(b.render(next(translated).strip() if b.text else "") for b in blocks))
+                names = (metavariables or {}).get(lang)
+                out[lang].append("\n".join(b.render(next(translated).strip() if b.text else "", names)
+                                           for b in blocks))
             if confidence is not None:
                 known = [c for piece in parts[i] if (c := sure_of[piece]) is not None]
                 confidence[lang].append(min(known) if out[lang][-1] is not None and known else None)

@@ -24,6 +24,7 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 from transformers import get_scheduler
 
+from . import metavariables
 from .checkpointing import (TrainingError, check_output_dir, check_resume_compatible, clear_folder,
                             complete_checkpoints, describe, injected_delay, recipe_changes, remove_unfinished_saves,
                             replace_folder_contents, resolve_checkpoint, save_checkpoint, saved_recipe, space_checked,
@@ -672,6 +673,9 @@ def train_and_test(recipe: Recipe) -> dict:
                                    recipe.model.max_source_length, recipe.model.max_target_length)
     # 2. model, optimizer, loader
     model = build_model(recipe, tokenizer, encoder_path, recipe.model.encoder_name_or_path, init)
+    if not data.streaming:  # `--output=FILE` -> `--output=DATEI`, as this corpus translates it (metavariables.py)
+        model.generation_config.metavariables = metavariables.mine(train["translation"], data.source_lang,
+                                                                   trained_languages(recipe))
     optimizer, scheduler = build_optimizer(recipe, model, t.max_steps, accelerator.num_processes)
     loader = build_loader(recipe, train, collator, accelerator)
     if data.streaming:  # the stream shards itself: Accelerate would shard it again (or dispatch it from process 0)

@@ -140,7 +140,8 @@ class Translator:
             truncated.append(n)
             return out, confidence
 
-        out, confidence = in_columns(texts, langs, rows, translate)
+        out, confidence = in_columns(texts, langs, rows, translate,
+                                     getattr(self.model.generation_config, "metavariables", None))
         return out, sum(truncated), confidence
 
     def translate_lines(self, texts, langs, batch_size, rows, show_progress, generation, scored: bool,

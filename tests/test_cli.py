@@ -43,6 +43,8 @@ def test_train_writes_best_model_results_recipe_card_and_checkpoints(trained):
     results = json.loads((out / "eval_results.json").read_text())
     assert set(results["bleu"]) == {"de", "fr", "es"} and results["n"] == {"de": 15, "fr": 15, "es": 15}
     assert results["split"] == "test" and results["signature"].startswith("nrefs:1|case:mixed")
+    generation = json.loads((out / "generation_config.json").read_text())
+    assert set(generation["metavariables"]) == {"de", "fr", "es"}  # mined from the corpus (metavariables.py)
     recipe = yaml.safe_load((out / "recipe.yaml").read_text())
     assert recipe["learning_rate"] == 2e-3 and recipe["hub_model_id"] == "acme/tiny-mtl"  # CLI override won
 
