@@ -182,11 +182,11 @@ class ScoredTranslator:
 TEMPLATE = '''msgid "Open"
 msgstr ""
 
-msgid "Quit"
+msgid "Close"
 msgstr ""
 
-msgid "%d file"
-msgid_plural "%d files"
+msgid "%d window"
+msgid_plural "%d windows"
 msgstr[0] ""
 msgstr[1] ""
 '''
@@ -194,20 +194,20 @@ msgstr[1] ""
 
 def test_translate_po_writes_the_confidence_and_leaves_unsure_entries_untranslated(tmp_path):
     (tmp_path / "demo.pot").write_text(TEMPLATE, encoding="utf-8")
-    translator = ScoredTranslator({"Open": 0.871, "Quit": 0.3, "%d file": 0.9, "%d files": 0.45})
+    translator = ScoredTranslator({"Open": 0.871, "Close": 0.3, "%d window": 0.9, "%d windows": 0.45})
     report = translate_po(tmp_path / "demo.pot", translator, ["de"], tmp_path / "all")
     assert report["de"]["filled"] == 3 and report["de"]["unsure"] == 0
     po = polib.pofile(str(tmp_path / "all" / "de.po"))
     assert po.find("Open").tcomment == "machine translation by acme/mtl-ui, confidence 0.87"
-    assert po.find("%d file").tcomment == "machine translation by acme/mtl-ui, confidence 0.45"  # its least sure form
+    assert po.find("%d window").tcomment == "machine translation by acme/mtl-ui, confidence 0.45"  # its least sure form
 
     report = translate_po(tmp_path / "demo.pot", translator, ["de"], tmp_path / "sure", min_confidence=0.5)
     assert {k: report["de"][k] for k in ("filled", "unsure", "mismatch", "empty")} == {
         "filled": 1, "unsure": 2, "mismatch": 0, "empty": 0}
     po = polib.pofile(str(tmp_path / "sure" / "de.po"))
     assert po.find("Open").msgstr == "DE Open" and "fuzzy" in po.find("Open").flags
-    assert po.find("Quit").msgstr == "" and not po.find("Quit").flags and not po.find("Quit").tcomment
-    assert set(po.find("%d file").msgstr_plural.values()) == {""}
+    assert po.find("Close").msgstr == "" and not po.find("Close").flags and not po.find("Close").tcomment
+    assert set(po.find("%d window").msgstr_plural.values()) == {""}
     assert "unsure: confidence below --min-confidence" in format_report(report)
     with pytest.raises(ValueError, match=r"min_confidence must be a number from 0 to 1 .*got 87\."):
         translate_po(tmp_path / "demo.pot", translator, ["de"], tmp_path / "sure", min_confidence=87)
