@@ -99,16 +99,20 @@ class Utf8Guard:
 class Masks:
     """Which mask tokens (placeholders.py: `⟨0⟩`, `⟨1⟩`, ...) each sentence must emit: `ids` (L, K) the piece id of
     `⟨k⟩` in each language's vocabulary, a row of -1 for a language without them (its rows need none); `need`
-    (L*B, K) bool, `⟨k⟩` is in the sentence's source, rows language-major as `Pieces` lays them out."""
+    (L*B, K) bool, `⟨k⟩` is in the sentence's source, rows language-major as `Pieces` lays them out; `ordered`
+    (L*B, K) bool or None, the tokens that must come out in source order (unnumbered conversions: `%s ... %s`)."""
 
     ids: torch.Tensor
     need: torch.Tensor
+    ordered: torch.Tensor | None = None
 
 
 class MaskGuard:
     """Each mask token of the source comes out exactly once, so restoring the spans loses no placeholder, option or
     path: a token already placed or not in the source is banned, EOS is banned while one is missing, and once the
     tokens left (`max_new_tokens` minus those emitted) are no more than the missing ones, only those may come.
+    Ordered tokens (`Masks.ordered`) come in source order: `%s ... %s` is never reordered into `%2$s ... %1$s`,
+    which C accepts but Python does not, and which translators and pofilter read as a changed variable.
     Repetition penalty and no-repeat-ngram cannot ban a missing token: it is not in the row yet."""
 
     def __init__(self, masks: Masks, beams: int, max_new_tokens: int):
@@ -117,13 +121,18 @@ class MaskGuard:
         ids = masks.ids[lang]  # (R, K)
         self.index, self.known = ids.clamp(min=0), ids >= 0  # a language without mask pieces: all False
         self.missing = need & self.known  # (R, K) still to place
+        self.ordered = None if masks.ordered is None else masks.ordered.repeat_interleave(beams, dim=0) & self.known
         self.left = max_new_tokens  # tokens still to come, this one included
 
     def mask(self, logits: torch.Tensor, eos: int) -> torch.Tensor:
         """logits: (R, V) after the other rules -> (R, V) with -inf where the next piece may not come. Works on the
         K mask columns only (one copy of the logits per step): a language without mask pieces has K copies of
         column 0, left as they are."""
-        scores = logits.gather(1, self.index).masked_fill(self.known & ~self.missing, float("-inf"))  # (R, K)
+        banned = self.known & ~self.missing  # (R, K) placed already, or not in the source
+        if self.ordered is not None:  # an ordered token waits for the ordered ones before it
+            waiting = (self.missing & self.ordered).int()
+            banned |= self.ordered & (waiting.cumsum(1) - waiting > 0)
+        scores = logits.gather(1, self.index).masked_fill(banned, float("-inf"))  # (R, K)
         count = self.missing.sum(dim=1, keepdim=True)  # (R, 1)
         end = logits[:, eos : eos + 1].masked_fill(count > 0, float("-inf"))  # (R, 1)
         forced = (count > 0) & (count >= self.left)  # (R, 1): no room for anything else

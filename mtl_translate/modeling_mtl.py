@@ -254,15 +254,16 @@ class MTLTranslationModel(MTLPreTrainedModel):
             lang: None if any(tok.sp_model.is_unknown(i) for i in ids[lang]) else ids[lang]
             for lang, tok in tokenizers.items()}
 
-    def masks(self, langs: list[str], required: torch.Tensor | None) -> Masks | None:
+    def masks(self, langs: list[str], required: torch.Tensor | None,
+              ordered: torch.Tensor | None = None) -> Masks | None:
         """The mask tokens each row of `langs` (language-major, as a stacked search lays them out) must emit, from
-        `required` (B, K) bool; None where no row requires one (nothing to constrain)."""
+        `required` (B, K) bool, `ordered` (B, K) bool those in source order; None where no row requires one."""
         if required is None or not required.any():
             return None
         known = getattr(self.generation_config, "mask_piece_ids", None) or {}
         width = required.shape[1]
         ids = torch.tensor([(known.get(lang) or [-1] * width)[:width] for lang in langs], device=required.device)
-        return Masks(ids, required.repeat(len(langs), 1))
+        return Masks(ids, required.repeat(len(langs), 1), None if ordered is None else ordered.repeat(len(langs), 1))
 
     def pieces(self, langs: list[str]) -> Pieces:
         """The piece tables of `langs` for decoding (`Pieces`), as wide as their largest vocabulary. A model never
@@ -274,7 +275,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
 
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, langs=None, rows=None, stacked: bool | None = None,
-                 required_masks: torch.Tensor | None = None, mean_logprobs: bool = False, **overrides):
+                 required_masks: torch.Tensor | None = None, ordered_masks: torch.Tensor | None = None,
+                 mean_logprobs: bool = False, **overrides):
         """Translate into every language in `langs` (default: all). Shared encoder blocks run once; each head
         decodes from the encoder states of its language. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
         Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}.
@@ -285,7 +287,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
         `stacked`: None = for groups of 2+ languages, True = for every language, False = never.
 
         `required_masks`: (B, K) bool, row b's source holds mask token `⟨k⟩` (placeholders.py): its outputs hold it
-        exactly once (`MaskGuard`; languages whose vocabulary lacks the tokens are not constrained). With
+        exactly once (`MaskGuard`; languages whose vocabulary lacks the tokens are not constrained); `ordered_masks`
+        (B, K) bool: those that come out in source order (unnumbered conversions). With
         `mean_logprobs`, returns ({lang: ids}, {lang: (B_lang,) mean token log-probability of each output})."""
         langs = self.check_languages(langs)
         cfg, rows = self.config, rows or {}
@@ -314,7 +317,7 @@ class MTLTranslationModel(MTLPreTrainedModel):
             heads = stacked_heads(self, group)
             cross_mask = attention_mask[:, None, None, :].bool().repeat(len(group), 1, 1, 1)  # (N*B, 1, 1, S)
             every_row = decode(heads, heads.cross_kv(memory[group[0]]), cross_mask, pieces=self.pieces(group),
-                               masks=self.masks(group, required_masks), **ids, **settings[group[0]])
+                               masks=self.masks(group, required_masks, ordered_masks), **ids, **settings[group[0]])
             every_row, scores = every_row if mean_logprobs else (every_row, None)
             out.update((lang, trim(x[keep[lang]], ids["eos"])) for lang, x in zip(group, every_row.chunk(len(group))))
             if mean_logprobs:
@@ -322,9 +325,9 @@ class MTLTranslationModel(MTLPreTrainedModel):
         for lang in langs:
             if lang not in together:
                 head, cross_mask = self.decoders[lang], attention_mask[keep[lang]][:, None, None, :].bool()
-                required = None if required_masks is None else required_masks[keep[lang]]
+                required, ordered = (None if m is None else m[keep[lang]] for m in (required_masks, ordered_masks))
                 out[lang] = decode(head, head.cross_kv(memory[lang]), cross_mask, pieces=self.pieces([lang]),
-                                   masks=self.masks([lang], required), **ids, **settings[lang])
+                                   masks=self.masks([lang], required, ordered), **ids, **settings[lang])
                 if mean_logprobs:
                     out[lang], logprobs[lang] = out[lang]
         out = {lang: out[lang] for lang in langs}

@@ -147,6 +147,13 @@ def restore(text: str, spans: Sequence[str]) -> tuple[str, int]:
     return _TOKEN.sub(span, text), len(spans) - len(order)
 
 
+def in_source_order(spans: Sequence[str]) -> list[bool]:
+    """Which spans are conversions that take the next argument (`%s`, `{}`): decoding keeps them in source order
+    (generation.MaskGuard), so that a translation never needs `%2$s ... %1$s`."""
+    ranks = _ranks(spans)
+    return [i in ranks for i in range(len(spans))]
+
+
 def placeholder_signature(text: str, date: bool = False) -> tuple[Counter, dict[tuple[str, int], str]]:
     """What `msgfmt -c` compares: conversions by argument position (`%2$s` is the second argument's `s`, `{1}` the
     second `{}`), and the other format placeholders (`%(name)s`, `{name}`, `%%`) as a multiset; in a date format

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 
 from .columns import in_columns
 from .modeling_mtl import MTLTranslationModel
-from .placeholders import MAX_SPANS, mask, restore, term_pattern
+from .placeholders import MAX_SPANS, in_source_order, mask, restore, term_pattern
 from .segmentation import join_pieces, keep_layout, split_text
 from .tokenization_mtl import MTLTokenizer, load_config, local_folder
 
@@ -214,8 +214,11 @@ class Translator:
             needed = [lang for lang in langs if lang not in keep or keep[lang].any()]
             required = torch.tensor([[k < len(masked[i][1]) for k in range(MAX_SPANS)] for i in idx],
                                     device=device) if protect else None  # (B, K): the source holds ⟨k⟩
+            ordered = torch.tensor([(in_source_order(masked[i][1]) + [False] * MAX_SPANS)[:MAX_SPANS] for i in idx],
+                                   device=device) if protect else None  # (B, K): ⟨k⟩ is a conversion, kept in order
             generated = self.model.generate(**enc, langs=needed, rows={k: v.to(device) for k, v in keep.items()},
-                                            required_masks=required, mean_logprobs=scored, **generation)
+                                            required_masks=required, ordered_masks=ordered, mean_logprobs=scored,
+                                            **generation)
             generated, logprobs = generated if scored else (generated, None)
             for lang, ids in generated.items():
                 kept = [i for i, k in zip(idx, keep[lang].tolist()) if k] if lang in keep else idx

@@ -227,3 +227,24 @@ def test_min_confidence_option_reaches_translate_po(tiny_model, tokenizer, tmp_p
         main(["translate-po", str(tmp_path / "demo.pot"), "--model", str(tmp_path / "model"), "--min-confidence",
               "87"])
     assert "--min-confidence: must be from 0 to 1, got 87" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("stacked", [True, False])
+def test_ordered_masks_come_out_in_source_order(forced, masked_tokenizer, stacked):
+    enc = source(masked_tokenizer, ["Copy ⟨0⟩ ⟨1⟩ to ⟨2⟩ ⟨3⟩"])
+    only = torch.zeros(1, MAX_SPANS, dtype=torch.bool)
+    only[0, [1, 3]] = True  # two conversions (`%s`) among other spans
+    for ordered, expected in ((None, ("⟨3⟩", "⟨0⟩", "⟨1⟩", "Datei", "⟨2⟩")),  # the model's preference
+                              (required(4), ("⟨0⟩", "⟨1⟩", "Datei", "⟨2⟩", "⟨3⟩")),
+                              (only, ("⟨0⟩", "⟨1⟩", "⟨3⟩", "Datei", "⟨2⟩"))):  # ⟨3⟩ waits for ⟨1⟩ only
+        out = forced.model.generate(**enc, max_new_tokens=8, stacked=stacked, no_repeat_ngram_size=1,
+                                    required_masks=required(4), ordered_masks=ordered)
+        for lang, ids in out.items():
+            assert ids.tolist()[0][:6] == [piece(masked_tokenizer, lang, t) for t in expected] + [EOS], (lang, ordered)
+
+
+def test_the_translator_keeps_conversions_in_source_order():
+    from mtl_translate.placeholders import in_source_order, mask
+    assert in_source_order(mask("Written by %s, %s, and %s.")[1]) == [True, True, True]
+    assert in_source_order(mask("copy %s to %1$s --force")[1]) == [False, False, False]  # numbered: free to move
+    assert in_source_order(mask("%d files in /tmp")[1]) == [True, False]
