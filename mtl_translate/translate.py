@@ -224,7 +224,8 @@ class Translator:
                 kept = [i for i, k in zip(idx, keep[lang].tolist()) if k] if lang in keep else idx
                 for i, text in zip(kept, self.tokenizer[lang].decode_batch(ids.tolist())):
                     spans = [terms[span].get(lang, span) if span in terms else span for span in masked[i][1]]
-                    out[lang][i] = keep_layout(restore(text, spans)[0] if protect else text, texts[i])
+                    text = keep_layout(text, masked[i][0])  # before restoring: a span's own blanks stay
+                    out[lang][i] = restore(text, spans)[0] if protect else text
                 if scored:
                     for i, logprob in zip(kept, logprobs[lang].tolist()):
                         confidence[lang][i] = math.exp(logprob)

@@ -178,15 +178,19 @@ def test_the_translator_sends_only_descriptions_to_the_model(masked_tokenizer, m
     seen = []
 
     def generate(input_ids, attention_mask=None, langs=(), rows=None, **generation):
-        seen.extend(masked_tokenizer.source.batch_decode(input_ids, skip_special_tokens=True))
-        ids = [masked_tokenizer["de"].sp_model.encode("Hilfe anzeigen") + [3]] * len(input_ids)
-        return {lang: torch.tensor(ids) for lang in langs}
+        sources = masked_tokenizer.source.batch_decode(input_ids, skip_special_tokens=True)
+        seen.extend(sources)
+        sp = masked_tokenizer["de"].sp_model
+        ids = [sp.encode(("⟨0⟩ " if "⟨ 0 ⟩" in text else "") + "Hilfe   anzeigen\n") + [3] for text in sources]
+        width = max(map(len, ids))
+        return {lang: torch.tensor([row + [0] * (width - len(row)) for row in ids]) for lang in langs}
 
     monkeypatch.setattr(model, "generate", generate)
     line = "  -h, --help     display this help and exit"
-    out = Translator(model, masked_tokenizer).translate([line, "Open file"], ["de"])
-    assert sorted(seen) == ["display this help and exit", "open file"]
-    assert out["de"] == ["  -h, --help     Hilfe anzeigen", "Hilfe anzeigen"]
+    out = Translator(model, masked_tokenizer).translate([line, "Open file", "ed:\tEdit it"], ["de"])
+    assert sorted(seen) == ["display this help and exit", "ed : ⟨ 0 ⟩ edit it", "open file"]
+    # no blank run or line break that the source lacks; the tab (a protected span) stays
+    assert out["de"] == ["  -h, --help     Hilfe anzeigen", "Hilfe anzeigen", "\t Hilfe anzeigen"]
 
 
 def test_a_reflowed_description_keeps_its_number_of_lines():
