@@ -717,5 +717,7 @@ def train_and_test(recipe: Recipe) -> dict:
             url = push_to_hub(t.output_dir, t.hub_model_id, private=t.hub_private_repo, token=t.hub_token)
             accelerator.print(f"pushed to {url}")
     accelerator.wait_for_everyone()  # no process tears the group down while another still works
+    del trainer, model, optimizer, scheduler, loader  # DDP's reducer goes while its process group still exists
+    accelerator.free_memory()
     accelerator.end_training()
     return results
