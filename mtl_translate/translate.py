@@ -118,8 +118,8 @@ class Translator:
                          scored: bool, terms=None) -> tuple[dict, int, dict | None]:
         """`translate_counting`, plus each output's confidence where `scored` (else None).
 
-        In a `--help` option table only the descriptions are translated; the option column stays byte-identical
-        (columns.py). A text with several lines, or longer than `max_source_length`, is translated piece by piece
+        In a `--help` option table only the descriptions are translated; the option column keeps its names and
+        alignment, its metavariables translated as the training catalogs do (columns.py, metavariables.py). A text with several lines, or longer than `max_source_length`, is translated piece by piece
         (segmentation.py): each line keeps its indentation and line break, and a long line is cut at sentence ends
         and option items; only a piece that cannot be cut further is truncated."""
         langs = self.check_request(langs, batch_size, generation)
