@@ -21,6 +21,9 @@ from .metavariables import realign, rename
 # An option line: indentation, an option column that starts with an option (`-o`, `--all`, `-NUM`) and runs to the
 # first gap of two or more blanks (or a tab), then the description, if the line has one.
 _OPTION = re.compile(r"(?P<head>[ \t]*-(?:-[^\W_]|[^\W_-])\S*(?: \S+)*?)(?:(?P<gap>  [ \t]*|\t[ \t]*)(?P<desc>\S.*))?")
+# A key line of a table of two or more (`sdiff`'s `el or e1:<TAB>Edit then use the left version.`): a short key ending
+# in a colon, a tab, the description. The keys are what the program reads; translators keep them and the tab.
+_KEY = re.compile(r"(?P<head>[ \t]*[^\s:][^\t:]{0,19}:)(?P<gap>\t[ \t]*)(?P<desc>\S.*)")
 _INDENT = re.compile(r"[ \t]*")
 
 
@@ -70,10 +73,11 @@ class Block:
 
 def option_blocks(text: str) -> list[Block] | None:
     """The blocks of `text`, one or more lines each, joined by "\\n"; None when it has no option line (an option
-    column followed by a description on its line or on deeper-indented lines below it)."""
+    column followed by a description on its line or on deeper-indented lines below it) and no table of key lines."""
     lines, blocks, i, table = text.split("\n"), [], 0, False
+    keys = sum(bool(_KEY.fullmatch(line)) for line in lines) > 1
     while i < len(lines):
-        line, option = lines[i], _OPTION.fullmatch(lines[i])
+        line, option = lines[i], _OPTION.fullmatch(lines[i]) or (keys and _KEY.fullmatch(lines[i])) or None
         depth = len(_INDENT.match(line)[0])
         follow = []  # its continuation lines
         while option and i + 1 + len(follow) < len(lines):

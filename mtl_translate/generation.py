@@ -1,11 +1,15 @@
 """Greedy and beam-search decoding for one decoder head (or `StackedHeads`: all heads as one), from encoder states
 computed once for all heads. With a `Pieces` table the output is always valid text (`Utf8Guard`); with `Masks` it
-holds every mask token of its source exactly once (`MaskGuard`)."""
+holds every mask token of its source exactly once and each counted character (`COUNTED`: brackets, `<>`, tabs) as often
+as its source does (`MaskGuard`)."""
 
 from dataclasses import dataclass
 
 import torch
 
+# Characters an output holds as often as its source (outside its masked spans): pofilter's `brackets` and `tabs` checks
+# count them, and a `<` or `>` the source lacks opens a tag (`xmltags`). Their count says nothing of word order.
+COUNTED = "()[]{}<>\t"
 SETTINGS = ("num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size", "repetition_penalty")  # decode's
 
 
@@ -48,6 +52,49 @@ def byte_piece_offset(sp_model) -> int | None:
         raise ValueError(f"the tokenizer's byte pieces <0x00>..<0xFF> are not consecutive ids from {offset}; "
                          f"train it with TargetTokenizer.train (SentencePiece byte_fallback).")
     return offset
+
+
+def counted_pieces(sp_model) -> dict:
+    """{"pieces": [[id, the COUNTED characters it writes], ...], "single": {character: the id writing just it}} of a
+    SentencePiece model (byte pieces write their ASCII byte); saved as `generation_config.counted_pieces[lang]`."""
+    pieces, single = [], {}
+    for i in range(sp_model.get_piece_size()):
+        if sp_model.is_byte(i):
+            byte = int(sp_model.id_to_piece(i)[1:-1], 16)
+            text = chr(byte) if byte < 0x80 else ""
+        else:
+            text = "" if sp_model.is_control(i) or sp_model.is_unknown(i) else sp_model.id_to_piece(i)
+        counted = "".join(ch for ch in text if ch in COUNTED)
+        if counted:
+            pieces.append([i, counted])
+            if text == counted and len(text) == 1 and (text not in single or not sp_model.is_byte(i)):
+                single[text] = i  # a piece of its own before the byte piece
+    return {"pieces": pieces, "single": single}
+
+
+@dataclass(frozen=True)
+class Counts:
+    """The `COUNTED` characters of each sentence's source and how each language's pieces write them: `table`
+    (L, V, C) int, how many of each character each piece writes; `single` (L, C) the piece that writes one alone, -1
+    where a vocabulary has none (that character is then not constrained); `need` (L*B, C) the source's counts, rows
+    language-major as `Pieces` lays them out."""
+
+    table: torch.Tensor
+    single: torch.Tensor
+    need: torch.Tensor
+
+    @classmethod
+    def build(cls, recorded: list[dict | None], need: torch.Tensor, width: int) -> "Counts":
+        """From each language's `counted_pieces` (None: unknown, nothing constrained) and `need` (B, C)."""
+        table = torch.zeros(len(recorded), width, len(COUNTED), dtype=torch.int16)
+        single = torch.full((len(recorded), len(COUNTED)), -1, dtype=torch.long)
+        for lang, pieces in enumerate(recorded):
+            for i, chars in (pieces or {}).get("pieces", []):
+                table[lang, i] = torch.tensor([chars.count(ch) for ch in COUNTED], dtype=torch.int16)
+            for ch, i in (pieces or {}).get("single", {}).items():
+                single[lang, COUNTED.index(ch)] = i
+        device = need.device
+        return cls(table.to(device), single.to(device), need.repeat(len(recorded), 1))
 
 
 @dataclass(frozen=True)
@@ -100,11 +147,13 @@ class Masks:
     """Which mask tokens (placeholders.py: `⟨0⟩`, `⟨1⟩`, ...) each sentence must emit: `ids` (L, K) the piece id of
     `⟨k⟩` in each language's vocabulary, a row of -1 for a language without them (its rows need none); `need`
     (L*B, K) bool, `⟨k⟩` is in the sentence's source, rows language-major as `Pieces` lays them out; `ordered`
-    (L*B, K) bool or None, the tokens that must come out in source order (unnumbered conversions: `%s ... %s`)."""
+    (L*B, K) bool or None, the tokens that must come out in source order (unnumbered conversions: `%s ... %s`);
+    `counts`: the `COUNTED` characters each output must hold as often as its source, or None."""
 
     ids: torch.Tensor
     need: torch.Tensor
     ordered: torch.Tensor | None = None
+    counts: Counts | None = None
 
 
 class MaskGuard:
@@ -113,33 +162,53 @@ class MaskGuard:
     tokens left (`max_new_tokens` minus those emitted) are no more than the missing ones, only those may come.
     Ordered tokens (`Masks.ordered`) come in source order: `%s ... %s` is never reordered into `%2$s ... %1$s`,
     which C accepts but Python does not, and which translators and pofilter read as a changed variable.
+    With `Masks.counts`, each `COUNTED` character likewise: a piece that would write one more than the source holds
+    is banned, EOS waits for the ones owed, and at the budget's end the character's own piece is forced.
     Repetition penalty and no-repeat-ngram cannot ban a missing token: it is not in the row yet."""
 
     def __init__(self, masks: Masks, beams: int, max_new_tokens: int):
         need = masks.need.repeat_interleave(beams, dim=0)  # (R, K): each sentence's rows (beams) in a block
-        lang = torch.arange(need.shape[0], device=need.device) // (need.shape[0] // masks.ids.shape[0])  # (R,)
-        ids = masks.ids[lang]  # (R, K)
+        self.lang = torch.arange(need.shape[0], device=need.device) // (need.shape[0] // masks.ids.shape[0])  # (R,)
+        ids = masks.ids[self.lang]  # (R, K)
         self.index, self.known = ids.clamp(min=0), ids >= 0  # a language without mask pieces: all False
         self.missing = need & self.known  # (R, K) still to place
         self.ordered = None if masks.ordered is None else masks.ordered.repeat_interleave(beams, dim=0) & self.known
         self.left = max_new_tokens  # tokens still to come, this one included
+        self.counts = masks.counts
+        if self.counts is not None:
+            table = self.counts.table  # (L, V, C)
+            self.counted = table.gt(0).any(-1).any(0).nonzero()[:, 0]  # (S,) pieces writing a counted character
+            self.writes = table[:, self.counted][self.lang]  # (R, S, C)
+            self.single = self.counts.single[self.lang]  # (R, C)
+            self.owed = self.counts.need.repeat_interleave(beams, dim=0).masked_fill(self.single < 0, 0)  # (R, C)
 
     def mask(self, logits: torch.Tensor, eos: int) -> torch.Tensor:
         """logits: (R, V) after the other rules -> (R, V) with -inf where the next piece may not come. Works on the
-        K mask columns only (one copy of the logits per step): a language without mask pieces has K copies of
-        column 0, left as they are."""
+        K mask columns and the S counted pieces only (one copy of the logits per step): a language without mask
+        pieces has K copies of column 0, left as they are."""
         banned = self.known & ~self.missing  # (R, K) placed already, or not in the source
         if self.ordered is not None:  # an ordered token waits for the ordered ones before it
             waiting = (self.missing & self.ordered).int()
             banned |= self.ordered & (waiting.cumsum(1) - waiting > 0)
         scores = logits.gather(1, self.index).masked_fill(banned, float("-inf"))  # (R, K)
         count = self.missing.sum(dim=1, keepdim=True)  # (R, 1)
+        if self.counts is not None:
+            count = count + self.owed.sum(dim=1, keepdim=True)
+            over = (self.writes > self.owed[:, None]).any(-1)  # (R, S): more than the source holds
+            written = logits[:, self.counted].masked_fill(over, float("-inf"))  # (R, S)
         end = logits[:, eos : eos + 1].masked_fill(count > 0, float("-inf"))  # (R, 1)
         forced = (count > 0) & (count >= self.left)  # (R, 1): no room for anything else
+        if self.counts is not None:
+            single = logits.gather(1, self.single.clamp(min=0))  # (R, C) before the bans: forced pieces come
+            logits = logits.index_copy(1, self.counted, written)
         if forced.any():
             logits = logits.masked_fill(forced, float("-inf"))
             # a forced token the UTF-8 guard banned (a character left open) still comes; the tokenizer drops the bytes
             scores = torch.where(forced & self.missing, scores.clamp(min=-1e4), scores)
+            if self.counts is not None:
+                owed = forced & (self.owed > 0)  # (R, C)
+                logits = logits.scatter(1, self.single.clamp(min=0), torch.where(
+                    owed, single.clamp(min=-1e4), logits.gather(1, self.single.clamp(min=0))))
         logits = logits.scatter(1, self.index, scores)
         logits[:, eos : eos + 1] = end
         return logits
@@ -149,6 +218,10 @@ class MaskGuard:
         if rows is not None:
             self.missing = self.missing[rows]
         self.missing &= self.index != tokens[:, None]
+        if self.counts is not None:
+            if rows is not None:
+                self.owed = self.owed[rows]
+            self.owed = (self.owed - self.counts.table[self.lang, tokens]).clamp(min=0)
         self.left -= 1
 
 

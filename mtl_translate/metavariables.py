@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 MIN_VOTES = 1  # one catalog translating a name is a translator's choice; the most common one wins
 # `--opt=NAME` or `--opt[=NAME]`; the option may be masked in training rows (placeholders.py: `⟨3⟩=FILE`).
 _VALUE = re.compile(r"(--[A-Za-z0-9][\w-]*|⟨\d+⟩)\[?=([A-Z][A-Z0-9_]*)\b")
-_TRANSLATED = r"{option}\[?=([^\s\],.;:)]+)"
+_TRANSLATED = r"{option}\[?=([^\s\[\](){{}}<>=,.;:]+)"  # up to a bracket or `=`: `ZIEL[` and `ALT=NEU` are no names
 
 
 def mine(rows: Iterable[Mapping[str, str | None]], source_lang: str, langs: Iterable[str]) -> dict[str, dict[str, str]]:
@@ -39,11 +39,12 @@ def mine(rows: Iterable[Mapping[str, str | None]], source_lang: str, langs: Iter
 
 
 def rename(text: str, names: Mapping[str, str]) -> str:
-    """Every whole-word, case-sensitive NAME of `names` in `text` replaced by its translation."""
+    """Every whole-word, case-sensitive NAME of `names` in `text` replaced by its translation, also numbered (`FILE1`
+    -> `DATEI1`, as catalogs write it)."""
     if not names:
         return text
-    pattern = r"(?<![\w-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(?![\w-])"
-    return re.sub(pattern, lambda m: names[m[1]], text)
+    pattern = r"(?<![\w-])(" + "|".join(map(re.escape, sorted(names, key=len, reverse=True))) + r")(\d*)(?![\w-])"
+    return re.sub(pattern, lambda m: names[m[1]] + m[2], text)
 
 
 def realign(column: str, names: Mapping[str, str]) -> str:

@@ -12,7 +12,7 @@ from transformers.utils import ModelOutput
 
 from .configuration_mtl import MTLConfig
 from .decoder import DecoderHead, decoder_layers
-from .generation import Masks, Pieces, byte_piece_offset, check_generation_settings, decode
+from .generation import Counts, Masks, Pieces, byte_piece_offset, check_generation_settings, counted_pieces, decode
 from .placeholders import MASK_TOKENS
 from .losses import LossWeighting, build_loss_weighting
 from .objective import StepObjective
@@ -254,16 +254,28 @@ class MTLTranslationModel(MTLPreTrainedModel):
             lang: None if any(tok.sp_model.is_unknown(i) for i in ids[lang]) else ids[lang]
             for lang, tok in tokenizers.items()}
 
-    def masks(self, langs: list[str], required: torch.Tensor | None,
-              ordered: torch.Tensor | None = None) -> Masks | None:
+    def record_counted_pieces(self, tokenizers) -> None:
+        """Which pieces of each language write a `COUNTED` character (brackets, `<>`, tabs), from its target tokenizer,
+        kept in `generation_config.counted_pieces` (saved with the model) for `generate`'s `required_counts`."""
+        self.generation_config.counted_pieces = {lang: counted_pieces(tok.sp_model) for lang, tok in tokenizers.items()}
+
+    def masks(self, langs: list[str], required: torch.Tensor | None, ordered: torch.Tensor | None = None,
+              counts: torch.Tensor | None = None) -> Masks | None:
         """The mask tokens each row of `langs` (language-major, as a stacked search lays them out) must emit, from
-        `required` (B, K) bool, `ordered` (B, K) bool those in source order; None where no row requires one."""
-        if required is None or not required.any():
+        `required` (B, K) bool, `ordered` (B, K) bool those in source order, and `counts` (B, C) how many of each
+        `COUNTED` character; None where nothing is required."""
+        if counts is None and (required is None or not required.any()):
             return None
+        if required is None:
+            required = torch.zeros(counts.shape[0], 1, dtype=torch.bool, device=counts.device)
         known = getattr(self.generation_config, "mask_piece_ids", None) or {}
         width = required.shape[1]
         ids = torch.tensor([(known.get(lang) or [-1] * width)[:width] for lang in langs], device=required.device)
-        return Masks(ids, required.repeat(len(langs), 1), None if ordered is None else ordered.repeat(len(langs), 1))
+        recorded = getattr(self.generation_config, "counted_pieces", None) or {}
+        counted = None if counts is None else Counts.build(
+            [recorded.get(lang) for lang in langs], counts, max(self.config.target_vocab_sizes[lang] for lang in langs))
+        return Masks(ids, required.repeat(len(langs), 1), None if ordered is None else ordered.repeat(len(langs), 1),
+                     counted)
 
     def pieces(self, langs: list[str]) -> Pieces:
         """The piece tables of `langs` for decoding (`Pieces`), as wide as their largest vocabulary. A model never
@@ -276,7 +288,7 @@ class MTLTranslationModel(MTLPreTrainedModel):
     @torch.no_grad()
     def generate(self, input_ids, attention_mask=None, langs=None, rows=None, stacked: bool | None = None,
                  required_masks: torch.Tensor | None = None, ordered_masks: torch.Tensor | None = None,
-                 mean_logprobs: bool = False, **overrides):
+                 required_counts: torch.Tensor | None = None, mean_logprobs: bool = False, **overrides):
         """Translate into every language in `langs` (default: all). Shared encoder blocks run once; each head
         decodes from the encoder states of its language. `rows` optionally limits a language to some rows: {lang: (B,) bool}.
         Returns {lang: (B_lang, T) token ids, EOS included, padded with the pad id}.
@@ -288,7 +300,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
 
         `required_masks`: (B, K) bool, row b's source holds mask token `⟨k⟩` (placeholders.py): its outputs hold it
         exactly once (`MaskGuard`; languages whose vocabulary lacks the tokens are not constrained); `ordered_masks`
-        (B, K) bool: those that come out in source order (unnumbered conversions). With
+        (B, K) bool: those that come out in source order (unnumbered conversions); `required_counts` (B, C) int: how
+        many of each `generation.COUNTED` character (brackets, `<>`, tabs) row b's outputs hold, as its source. With
         `mean_logprobs`, returns ({lang: ids}, {lang: (B_lang,) mean token log-probability of each output})."""
         langs = self.check_languages(langs)
         cfg, rows = self.config, rows or {}
@@ -317,7 +330,8 @@ class MTLTranslationModel(MTLPreTrainedModel):
             heads = stacked_heads(self, group)
             cross_mask = attention_mask[:, None, None, :].bool().repeat(len(group), 1, 1, 1)  # (N*B, 1, 1, S)
             every_row = decode(heads, heads.cross_kv(memory[group[0]]), cross_mask, pieces=self.pieces(group),
-                               masks=self.masks(group, required_masks, ordered_masks), **ids, **settings[group[0]])
+                               masks=self.masks(group, required_masks, ordered_masks, required_counts), **ids,
+                               **settings[group[0]])
             every_row, scores = every_row if mean_logprobs else (every_row, None)
             out.update((lang, trim(x[keep[lang]], ids["eos"])) for lang, x in zip(group, every_row.chunk(len(group))))
             if mean_logprobs:
@@ -325,9 +339,10 @@ class MTLTranslationModel(MTLPreTrainedModel):
         for lang in langs:
             if lang not in together:
                 head, cross_mask = self.decoders[lang], attention_mask[keep[lang]][:, None, None, :].bool()
-                required, ordered = (None if m is None else m[keep[lang]] for m in (required_masks, ordered_masks))
+                required, ordered, counts = (None if m is None else m[keep[lang]]
+                                             for m in (required_masks, ordered_masks, required_counts))
                 out[lang] = decode(head, head.cross_kv(memory[lang]), cross_mask, pieces=self.pieces([lang]),
-                                   masks=self.masks([lang], required, ordered), **ids, **settings[lang])
+                                   masks=self.masks([lang], required, ordered, counts), **ids, **settings[lang])
                 if mean_logprobs:
                     out[lang], logprobs[lang] = out[lang]
         out = {lang: out[lang] for lang in langs}

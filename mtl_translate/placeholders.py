@@ -40,6 +40,8 @@ SPAN = re.compile("|".join([
     r"(?<![\w.+-])" + _EMAIL,  # e-mail
     FORMAT_PLACEHOLDER.pattern,
     _STRFTIME,
+    r"%[<>=@]|%[A-Za-z](?![A-Za-z])|%(?:\[[^\]\s]*\])+\S*|%\([^()\s]*\)",  # any other directive: diff's %<, %L,
+    # %[-][WIDTH][.[PREC]]{doxX}n, %(A=B?T:E); pofilter's printf check reads every %letter as one
     r"(?:\\+(?:[a-zA-Z](?![a-zA-Z])|[^\s\w%'\"`‘’“”«»])?)+",  # escapes: \n, \{\}, \\; a lone \ (before %c, a quote)
     r"\t+",
     r"\$\{\w+\}|\$[A-Za-z_]\w*",  # environment variable

@@ -12,6 +12,7 @@ from safetensors import SafetensorError
 from tqdm.auto import tqdm
 
 from .columns import in_columns
+from .generation import COUNTED
 from .modeling_mtl import MTLTranslationModel
 from .placeholders import MAX_SPANS, in_source_order, mask, restore, term_pattern
 from .segmentation import join_pieces, keep_layout, split_text
@@ -34,6 +35,7 @@ class Translator:
         self.model, self.tokenizer = model.eval(), tokenizer
         model.record_byte_pieces(tokenizer.targets)  # decoding keeps byte pieces valid UTF-8; saved with the model
         model.record_mask_pieces(tokenizer.targets)  # and places every mask token of a source once
+        model.record_counted_pieces(tokenizer.targets)  # and writes its brackets, <> and tabs as often as it
         self.max_source_length = max_source_length or getattr(model.config, "max_source_length", None) or 128
 
     @classmethod
@@ -216,9 +218,11 @@ class Translator:
                                     device=device) if protect else None  # (B, K): the source holds ⟨k⟩
             ordered = torch.tensor([(in_source_order(masked[i][1]) + [False] * MAX_SPANS)[:MAX_SPANS] for i in idx],
                                    device=device) if protect else None  # (B, K): ⟨k⟩ is a conversion, kept in order
+            counts = torch.tensor([[masked[i][0].count(ch) for ch in COUNTED] for i in idx],
+                                  device=device) if protect else None  # (B, C): brackets, <> and tabs outside spans
             generated = self.model.generate(**enc, langs=needed, rows={k: v.to(device) for k, v in keep.items()},
-                                            required_masks=required, ordered_masks=ordered, mean_logprobs=scored,
-                                            **generation)
+                                            required_masks=required, ordered_masks=ordered, required_counts=counts,
+                                            mean_logprobs=scored, **generation)
             generated, logprobs = generated if scored else (generated, None)
             for lang, ids in generated.items():
                 kept = [i for i, k in zip(idx, keep[lang].tolist()) if k] if lang in keep else idx

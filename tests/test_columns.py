@@ -135,6 +135,16 @@ def test_a_msgid_without_option_lines_has_no_blocks_and_one_with_them_is_cut_at_
         ("  -U, --binary              ", "do not strip CR characters at EOL (MSDOS/Windows)", None)]
 
 
+def test_a_table_of_key_lines_keeps_its_keys_and_tabs_and_one_key_line_is_text():
+    sdiff = "ed:\tEdit then use both versions.\nel or e1:\tEdit then use the left version.\nq:\tQuit.\n"
+    assert [(b.prefix, b.text) for b in option_blocks(sdiff)] == [
+        ("ed:\t", "Edit then use both versions."), ("el or e1:\t", "Edit then use the left version."),
+        ("q:\t", "Quit."), ("", "")]
+    assert option_blocks("Warning:\tthe disk is full") is None  # one line: a sentence, not a table
+    out, _ = in_columns([sdiff], ["de"], None, lambda parts, rows: ({"de": [p.upper() for p in parts]}, None))
+    assert out == {"de": ["ed:\tEDIT THEN USE BOTH VERSIONS.\nel or e1:\tEDIT THEN USE THE LEFT VERSION.\nq:\tQUIT.\n"]}
+
+
 def test_an_entry_whose_description_gets_no_output_stays_untranslated(tmp_path):
     class Silent(Shouting):
         def outputs(self, texts, langs, rows):

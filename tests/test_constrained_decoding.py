@@ -10,6 +10,7 @@ import torch
 
 from mtl_translate import MTLTranslationModel
 from mtl_translate.cli import main
+from mtl_translate.generation import COUNTED
 from mtl_translate.localization import format_report, translate_po
 from mtl_translate.placeholders import MASK_TOKENS, MAX_SPANS
 from mtl_translate.tokenization_mtl import MTLTokenizer, TargetTokenizer
@@ -117,6 +118,75 @@ def test_the_translator_restores_every_span_the_model_would_lose(forced):
     assert forced.translate(texts, ["de"], max_new_tokens=6) == {"de": ["--help-h", ""]}
     forced.model.config.protect_placeholders = False  # no masking: nothing to require, the model's EOS wins
     assert forced.translate(texts, ["de"], max_new_tokens=6) == {"de": ["", ""]}
+
+
+def counted(**chars: int) -> list[int]:
+    """A row of `required_counts`: how many of each COUNTED character (`paren=1` for "(")."""
+    names = {"paren": "(", "close": ")", "bracket": "[", "tab": "\t", "lt": "<"}
+    want = {names[name]: n for name, n in chars.items()}
+    return [want.get(ch, 0) for ch in COUNTED]
+
+
+@pytest.fixture
+def eager(forced):
+    """`forced`, whose heads also score "(" 11, above EOS: unconstrained, every output starts with "("."""
+    with torch.no_grad():
+        for lang, head in forced.model.decoders.items():
+            u = head.embed_tokens.weight[EOS] / 10
+            head.embed_tokens.weight[forced.model.generation_config.counted_pieces[lang]["single"]["("]] = 11 * u
+    return forced
+
+
+def test_counted_pieces_say_which_pieces_write_each_bracket_tab_and_angle(forced, masked_tokenizer):
+    for lang in LANGS:
+        sp, recorded = masked_tokenizer[lang].sp_model, forced.model.generation_config.counted_pieces[lang]
+        assert set(recorded["single"]) == set(COUNTED)  # byte fallback: every character has a piece
+        for ch, i in recorded["single"].items():
+            assert sp.decode([i]) == ch, (lang, ch)
+        listed = dict(recorded["pieces"])
+        for i in range(sp.get_piece_size()):
+            text = "" if sp.is_control(i) or sp.is_unknown(i) else sp.decode([i])
+            assert listed.get(i, "") == "".join(ch for ch in text if ch in COUNTED), (lang, i)
+
+
+@pytest.mark.parametrize("stacked", [True, False])
+@pytest.mark.parametrize("num_beams", [1, 3])
+def test_outputs_hold_each_counted_character_as_often_as_their_source(eager, masked_tokenizer, num_beams, stacked):
+    model = eager.model
+    enc = source(masked_tokenizer, ["Open (read only)", "Quit"])
+    free = model.generate(**enc, max_new_tokens=6, num_beams=num_beams, stacked=stacked)
+    counts = torch.tensor([counted(paren=1, close=1), counted()])
+    out = model.generate(**enc, max_new_tokens=6, num_beams=num_beams, stacked=stacked, no_repeat_ngram_size=1,
+                         required_counts=counts)
+    for lang in LANGS:
+        single = model.generation_config.counted_pieces[lang]["single"]
+        assert (free[lang][:, 0] == single["("]).all()  # unconstrained: "(" in every output
+        opened, rest = out[lang].tolist()
+        assert opened[0] == single["("] and opened.count(single["("]) == 1, (lang, opened)
+        # EOS waits for the ")" owed; with nothing else worth writing it comes last, forced at the budget's end
+        assert opened.count(single[")"]) == 1 and EOS not in opened[: opened.index(single[")"])], (lang, opened)
+        assert rest[0] == EOS  # "(" is banned where the source has none: EOS, as the model would without "("
+
+
+@pytest.mark.parametrize("num_beams", [1, 2])
+def test_masks_and_counted_characters_owed_share_the_budget_end(eager, masked_tokenizer, num_beams):
+    enc = source(masked_tokenizer, ["Open ⟨0⟩ (with ⟨1⟩)"])
+    out = eager.model.generate(**enc, max_new_tokens=4, num_beams=num_beams, required_masks=required(2),
+                               required_counts=torch.tensor([counted(paren=1, close=1)]))
+    for lang, ids in out.items():
+        single = eager.model.generation_config.counted_pieces[lang]["single"]
+        m0, m1 = (piece(masked_tokenizer, lang, t) for t in ("⟨0⟩", "⟨1⟩"))
+        assert ids.tolist() == [[single["("], m0, m1, single[")"]]], lang  # 4 owed, 4 left: all forced, best first
+
+
+def test_the_translator_balances_brackets_and_writes_no_angle_its_source_lacks(eager):
+    out = eager.translate(["Open (read only)", "Quit", "Use <N> lines"], ["de", "fr"], max_new_tokens=8)
+    for lang, texts in out.items():
+        assert [(t.count("("), t.count(")"), t.count("<"), t.count(">")) for t in texts] == [
+            (1, 1, 0, 0), (0, 0, 0, 0), (0, 0, 1, 1)], (lang, texts)
+    eager.model.config.protect_placeholders = False  # no masking: nothing counted, the model's "(" everywhere
+    assert all(t.startswith("(") for texts in eager.translate(["Quit"], ["de"], max_new_tokens=3).values()
+               for t in texts)
 
 
 def recomputed_mean_logprobs(model, enc, lang: str, ids: torch.Tensor) -> list[float]:

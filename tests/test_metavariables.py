@@ -11,18 +11,19 @@ ROWS = [
     {"en": "--input=FILE", "de": "--input=FILE"},  # one catalog left it: outvoted
     {"en": "--width=NUM", "de": "--width=NUM", "fr": "--width=NOMBRE"},  # German keeps NUM: nothing to translate
     {"en": "--color[=WHEN]", "de": "--color[=WANN]"},
+    {"en": "--pages=FIRST_PAGE[:LAST]", "de": "--pages=ERSTE_SEITE[:LETZTE]"},  # the name ends at a bracket
     {"en": "no option here", "de": "keine Option hier"},
 ]
 
 
 def test_names_are_mined_from_the_pairs_most_common_first():
-    assert mine(ROWS, "en", ["de", "fr"]) == {"de": {"FILE": "DATEI", "WHEN": "WANN"},
+    assert mine(ROWS, "en", ["de", "fr"]) == {"de": {"FILE": "DATEI", "FIRST_PAGE": "ERSTE_SEITE", "WHEN": "WANN"},
                                              "fr": {"FILE": "FICHIER", "NUM": "NOMBRE"}}
 
 
 def test_names_are_renamed_as_whole_words_and_the_column_keeps_its_width():
     names = {"FILE": "DATEI", "NUM": "ANZAHL"}
-    assert rename("FILE, FILE1 or PROFILE; -FILE FILE", names) == "DATEI, FILE1 or PROFILE; -FILE DATEI"
+    assert rename("FILE, FILE1 or PROFILE; -FILE FILE", names) == "DATEI, DATEI1 or PROFILE; -FILE DATEI"
     assert realign("  -o, --output=FILE      ", names) == "  -o, --output=DATEI     "
     assert realign("  -B, --before-context=NUM  ", names) == "  -B, --before-context=ANZAHL  "  # 2 blanks at least
     assert realign("      --color[=WHEN],", names) == "      --color[=WHEN],"

@@ -89,6 +89,9 @@ def test_hyphenated_words_and_negative_looking_text_are_no_options():
     ("Unmatched ( or \\(, invalid content of \\{\\}, stray \\ before %lc", ["\\(", "\\{\\}", "\\", "%lc"]),
     ("warning: unrecognized escape `\\%c', \\n or \\\\", ["\\", "%c", "\\n", "\\\\"]),
     ("ed:\tEdit then use both", ["\t"]),
+    ("  %<  lines from the old file\n    %L  contents of line\n    %[-][WIDTH][.[PREC]]{doxX}n  printf-style spec for n\n"
+     "    %(A=B?T:E)  if A equals B then T else E, %@ or %l", ["%<", "%L", "%[-][WIDTH][.[PREC]]{doxX}n", "%(A=B?T:E)",
+                                                            "%@", "%l"]),
     ("E-mail bug reports to: <%s>.", ["<%s>"]),
     ("exec() failed: INT_MAX, safe_read, SIGUSR1 on x86 or GPLv3+", ["exec()", "INT_MAX", "safe_read", "SIGUSR1",
                                                                     "x86", "GPLv3"]),
