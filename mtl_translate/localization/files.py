@@ -3,7 +3,9 @@
 The rules are translate-po's (a draft for a translator, never a change to what a person wrote, nothing written that
 breaks the program), applied through translate-toolkit's storage classes: a bilingual file is filled where a unit
 has no translation; a monolingual one gets the template's keys it lacks (or holds empty), in its own layout, and
-everything else of it stays as it was. The output goes to another path than every input.
+everything else of it stays as it was. The output goes to another path than every input. Translation memory,
+glossary and confidence are translate-po's own code (memory.py, glossary.py, drafting.py), so both commands fill,
+keep terms and leave unsure units alike.
 """
 
 import os
@@ -16,20 +18,28 @@ from translate.misc.multistring import multistring
 from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
 from ..placeholders import placeholder_signature
-from .drafting import draft
+from .drafting import check_min_confidence, least_sure, machine_note, review
 from .formats import FORMATS, REVIEW, detect_format, mark_draft, new_store, read_store
+from .glossary import holds_terms, load_glossary
 from .inline_xml import inner_xml, parse_content, replace_content
 from .markup import prepare
+from .memory import Key, TranslationMemory, load_memory
 
 _XLIFF = ("xliff", "xliff2")
 
 
 def translate_file(path, translator, out, lang: str | None = None, *, template=None, file_format: str | None = None,
-                   model_name: str | None = None, batch_size: int = 32, **generation) -> dict:
+                   model_name: str | None = None, batch_size: int = 32, tm=(), tm_installed: bool = False, tm_roots=(),
+                   glossary=None, min_confidence: float | None = None, **generation) -> dict:
     """Write `path` with its untranslated units filled to `out`; returns {"path", "format", "units", "kept", "filled",
-    "mismatch", "empty", "review"}. A monolingual format needs `template` (the source-language file); `path` may
-    then be missing (a new language). `lang` defaults to the language the file declares. `translator` may be a
-    function that loads it: it is called once the files are read, so that a bad file fails before a model loads."""
+    "mismatch", "empty", "unsure", "review"}. A monolingual format needs `template` (the source-language file); `path`
+    may then be missing (a new language). `lang` defaults to the language the file declares. `translator` may be a
+    function that loads it: it is called once the files are read, so that a bad file fails before a model loads.
+
+    `tm`, `tm_installed`, `tm_roots`, `glossary` and `min_confidence` mean what they mean for `translate_po`: memory
+    (every installed domain: a file names none) fills exact matches first ("memory" in the report), glossary terms
+    are kept ("glossary" counts the drafts holding one), a draft below `min_confidence` is left out ("unsure")."""
+    check_min_confidence(min_confidence)
     name = detect_format(template or path, file_format)
     fmt = FORMATS[name]
     refuse_output_over_input(out, {"the file": path, "--template": template}, "--out", "Pass another --out file")
@@ -50,24 +60,35 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
         store = new_store(name, lang)
     elif not store.gettargetlanguage():
         store.settargetlanguage(lang)  # plural forms need it; a language the file names stays as written
+    todo = monolingual_todo(source, store, name) if fmt.monolingual else bilingual_todo(store, name)
+    glossary = load_glossary(glossary)
+    memory = load_memory({memory_key(unit, name) for unit, _, _ in todo}, [lang], tm, tm_installed,
+                         tm_roots) if tm or tm_installed else None
     translator = translator() if callable(translator) else translator
     model_lang = model_language(translator, lang)
-    todo = monolingual_todo(source, store, name) if fmt.monolingual else bilingual_todo(store, name)
+    left = recall(memory, todo, store, name, lang) if memory else todo
+    terms = {term: {model_lang: targets[lang]} if lang in targets else {}
+             for term, targets in glossary.terms([lang]).items()} if glossary else {}
+    if terms:
+        generation["terms"] = terms
 
-    sources = {text: prepare(text, fmt.access_keys, fmt.placeholders) for _, texts, _ in todo for text in texts}
+    sources = {text: prepare(text, fmt.access_keys, fmt.placeholders) for _, texts, _ in left for text in texts}
     texts = list(dict.fromkeys(s.text for s in sources.values() if s.text))
-    output = translator.translate(texts, [model_lang], rows={model_lang: [True] * len(texts)}, batch_size=batch_size,
-                                  **generation)[model_lang] if texts else []
-    by_text = dict(zip(texts, output))
-    note = "machine translation by " + public_model_name(
-        model_name or getattr(translator.model.config, "_name_or_path", "") or "mtl-translate")
+    output, confidence = translator.translate(texts, [model_lang], rows={model_lang: [True] * len(texts)},
+                                              batch_size=batch_size, return_confidence=True, **generation) \
+        if texts else ({model_lang: []},) * 2
+    by_text, sure = dict(zip(texts, output[model_lang])), dict(zip(texts, confidence[model_lang]))
+    model_name = public_model_name(model_name or getattr(translator.model.config, "_name_or_path", "") or
+                                   "mtl-translate")
     counts = Counter()
-    for unit, forms, flags in todo:
-        status, drafts = draft([(t, sources[t], by_text.get(sources[t].text)) for t in forms], model_lang, flags,
-                               forms[0])
+    for unit, forms, flags in left:
+        confident = least_sure([sure.get(sources[t].text) for t in forms])
+        status, drafts = review([(t, sources[t], by_text.get(sources[t].text)) for t in forms], model_lang, flags,
+                                forms[0], terms, confident, min_confidence)
         written = write_target(store, unit, drafts, name) if status == "filled" else None
         if written is not None:
-            mark_draft(written, name, note)
+            mark_draft(written, name, machine_note(model_name, confident))
+            counts["glossary"] += any(holds_terms(sources[t].text, terms) for t in forms)
         elif status == "filled":
             status = "mismatch"
         counts[status] += 1
@@ -77,8 +98,36 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
     partial.write_bytes(bytes(store))
     os.replace(partial, out)  # an interrupted run never leaves half a file
     units = len(translatable(source or store))
-    return {"path": str(out), "format": name, "units": units, "kept": units - len(todo),
-            **{k: counts[k] for k in ("filled", "mismatch", "empty")}, "review": REVIEW[name]}
+    report = {"path": str(out), "format": name, "units": units, "kept": units - len(todo),
+              **{k: counts[k] for k in ("filled", "mismatch", "empty", "unsure")}, "review": REVIEW[name]}
+    if memory is not None:
+        report["memory"] = len(todo) - len(left)
+    if glossary:
+        report["glossary"] = counts["glossary"]
+    return report
+
+
+def memory_key(unit, name: str) -> Key:
+    """What a translation memory matches a unit on, as gettext's (msgctxt, msgid, msgid_plural): its source (inline
+    XLIFF elements as markup) and plural source; the context only where it means gettext's msgctxt (`.po`): an
+    Android or properties key, a Qt class or an XLIFF id says where a string is, not what it means."""
+    forms = [inner_xml(unit.source_dom)] if has_inline_xml(unit, name) else strings(unit.source)
+    return (unit.getcontext() or None) if name == "po" else None, forms[0], forms[-1] if len(forms) > 1 else ""
+
+
+def recall(memory: TranslationMemory, todo: list[tuple], store, name: str, lang: str) -> list[tuple]:
+    """Fills the units of `todo` that `memory` has a translation for (as many forms as the unit wants), marked as a
+    draft with a note naming its source; returns the others, for the model (a translation the file cannot hold
+    goes to the model too)."""
+    left = []
+    for unit, forms, flags in todo:
+        choice = memory.choose(memory_key(unit, name), lang, flags, len(forms))
+        written = write_target(store, unit, list(choice[0]), name) if choice else None
+        if written is None:
+            left.append((unit, forms, flags))
+        else:
+            mark_draft(written, name, choice[1])
+    return left
 
 
 def model_language(translator, lang: str) -> str:
@@ -176,7 +225,14 @@ def write_target(store, unit, drafts: list[str], name: str):
 
 def format_file_report(report: dict) -> str:
     """One line of counts for the terminal, and how the drafts are marked."""
-    counts = "  ".join(f"{k} {report[k]}" for k in ("units", "kept", "filled", "mismatch", "empty"))
-    return (f"{report['path']} ({report['format']}): {counts}\nfilled units are marked: {report['review']}; "
-            "mismatch: the translation lost a placeholder or markup of its source; mismatch and empty units stay "
-            "untranslated")
+    counts = "  ".join(f"{k} {report[k]}" for k in ("units", "kept", "memory", "filled", "mismatch", "empty", "unsure",
+                                                     "glossary") if k in report)
+    lines = [f"{report['path']} ({report['format']}): {counts}", f"filled units are marked: {report['review']}; "
+             "mismatch: the translation lost a placeholder, markup or glossary term of its source; unsure: confidence "
+             "below --min-confidence; mismatch, empty and unsure units stay untranslated"]
+    if "memory" in report:
+        lines.append("memory: units filled from translation memory, marked as filled ones are, with a note naming "
+                     "the source")
+    if "glossary" in report:
+        lines.append("glossary: model translations that hold a glossary term (verbatim or its required translation)")
+    return "\n".join(lines)
