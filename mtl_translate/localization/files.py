@@ -66,13 +66,14 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
                          tm_roots) if tm or tm_installed else None
     translator = translator() if callable(translator) else translator
     model_lang = model_language(translator, lang)
-    left = recall(memory, todo, store, name, lang) if memory else todo
+    recalled = recall(memory, todo, store, name, lang) if memory else {}
     terms = {term: {model_lang: targets[lang]} if lang in targets else {}
              for term, targets in glossary.terms([lang]).items()} if glossary else {}
     if terms:
         generation["terms"] = terms
 
-    sources = {text: prepare(text, fmt.access_keys, fmt.placeholders) for _, texts, _ in left for text in texts}
+    sources = {text: prepare(text, fmt.access_keys, fmt.placeholders)
+               for i, (_, texts, _) in enumerate(todo) if i not in recalled for text in texts}
     texts = list(dict.fromkeys(s.text for s in sources.values() if s.text))
     output, confidence = translator.translate(texts, [model_lang], rows={model_lang: [True] * len(texts)},
                                               batch_size=batch_size, return_confidence=True, **generation) \
@@ -81,7 +82,12 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
     model_name = public_model_name(model_name or getattr(translator.model.config, "_name_or_path", "") or
                                    "mtl-translate")
     counts = Counter()
-    for unit, forms, flags in left:
+    for i, (unit, forms, flags) in enumerate(todo):  # the template's order, in which a new key is added
+        if i in recalled:
+            drafts, note = recalled[i]
+            mark_draft(write_target(store, unit, drafts, name), name, note)
+            counts["memory"] += 1
+            continue
         confident = least_sure([sure.get(sources[t].text) for t in forms])
         status, drafts = review([(t, sources[t], by_text.get(sources[t].text)) for t in forms], model_lang, flags,
                                 forms[0], terms, confident, min_confidence)
@@ -101,7 +107,7 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
     report = {"path": str(out), "format": name, "units": units, "kept": units - len(todo),
               **{k: counts[k] for k in ("filled", "mismatch", "empty", "unsure")}, "review": REVIEW[name]}
     if memory is not None:
-        report["memory"] = len(todo) - len(left)
+        report["memory"] = counts["memory"]
     if glossary:
         report["glossary"] = counts["glossary"]
     return report
@@ -115,19 +121,15 @@ def memory_key(unit, name: str) -> Key:
     return (unit.getcontext() or None) if name == "po" else None, forms[0], forms[-1] if len(forms) > 1 else ""
 
 
-def recall(memory: TranslationMemory, todo: list[tuple], store, name: str, lang: str) -> list[tuple]:
-    """Fills the units of `todo` that `memory` has a translation for (as many forms as the unit wants), marked as a
-    draft with a note naming its source; returns the others, for the model (a translation the file cannot hold
-    goes to the model too)."""
-    left = []
-    for unit, forms, flags in todo:
+def recall(memory: TranslationMemory, todo: list[tuple], store, name: str, lang: str) -> dict[int, tuple]:
+    """{index in `todo`: (translation per form, the note naming its source)} for the units `memory` has a
+    translation for (as many forms as the unit wants) that the file can hold; the others go to the model."""
+    chosen = {}
+    for i, (unit, forms, flags) in enumerate(todo):
         choice = memory.choose(memory_key(unit, name), lang, flags, len(forms))
-        written = write_target(store, unit, list(choice[0]), name) if choice else None
-        if written is None:
-            left.append((unit, forms, flags))
-        else:
-            mark_draft(written, name, choice[1])
-    return left
+        if choice and fits(store, unit, list(choice[0]), name):
+            chosen[i] = list(choice[0]), choice[1]
+    return chosen
 
 
 def model_language(translator, lang: str) -> str:
@@ -194,13 +196,20 @@ def form_sources(forms: list[str], source_tags: list[str], target_tags: list[str
     return [text if placeholder_signature(text) == placeholder_signature(last) else last for text in picked]
 
 
-def write_target(store, unit, drafts: list[str], name: str):
-    """Set the translation and return the unit that holds it: a monolingual format's template `unit` is found in
-    `store` by its key, or added. None, with nothing written, when the file cannot hold the markup (an XLIFF
-    translation whose inline elements are not well-formed; `<xliff:g>` in an Android file that does not declare it,
-    which translate-toolkit would write as text)."""
+def fits(store, unit, drafts: list[str], name: str) -> bool:
+    """Whether the file can hold `drafts` as `unit`'s translation: not an XLIFF translation whose inline elements are
+    not well-formed, nor `<xliff:g>` in an Android file that does not declare it (translate-toolkit would write it
+    as text)."""
     if name == "android" and any(prefix not in store.document.getroot().nsmap
                                  for prefix in re.findall(r"</?([\w.-]+):", drafts[0])):
+        return False
+    return not has_inline_xml(unit, name) or parse_content(drafts[0], unit.source_dom) is not None
+
+
+def write_target(store, unit, drafts: list[str], name: str):
+    """Set the translation and return the unit that holds it: a monolingual format's template `unit` is found in
+    `store` by its key, or added. None, with nothing written, when the file cannot hold it (`fits`)."""
+    if not fits(store, unit, drafts, name):
         return None
     if FORMATS[name].monolingual:
         existing = store.findid(unit.getid())
@@ -213,11 +222,8 @@ def write_target(store, unit, drafts: list[str], name: str):
             store.addunit(existing)  # before the target: a plural needs the store's language
         unit = existing
     if has_inline_xml(unit, name):
-        content = parse_content(drafts[0], unit.source_dom)
-        if content is None:
-            return None
         unit.target = drafts[0]
-        replace_content(unit.target_dom, content)
+        replace_content(unit.target_dom, parse_content(drafts[0], unit.source_dom))
         return unit
     unit.target = multistring(drafts) if len(drafts) > 1 else drafts[0]
     return unit
