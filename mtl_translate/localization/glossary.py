@@ -1,4 +1,5 @@
-"""Glossary for `translate-po` and `translate-file`: terms that must come out verbatim (product names) or as a required translation.
+"""Glossary for `translate-po` and `translate-file`: terms that must come out verbatim (product names) or as a
+required translation.
 
 The model is not asked to respect a term: the Translator masks each one as it masks placeholders and puts back the
 verbatim term or its required translation (`Translator.translate(terms=...)`), so the term itself cannot go wrong,
