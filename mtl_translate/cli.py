@@ -171,6 +171,12 @@ def cmd_translate(args, _) -> None:
             write_jsonl(records, sink)
 
 
+def draft_options(args) -> dict:
+    """translate-po's and translate-file's memory, glossary and confidence options, as both functions take them."""
+    return {"tm": args.tm, "tm_installed": args.tm_installed is not None, "tm_roots": args.tm_installed or (),
+            "glossary": args.glossary, "min_confidence": args.min_confidence}
+
+
 def cmd_translate_po(args, _) -> None:
     from .localization import format_report, read_catalog, translate_po
 
@@ -178,8 +184,7 @@ def cmd_translate_po(args, _) -> None:
     report = translate_po(template, load_translator(args), args.langs, args.out_dir, model_name=args.model,
                           batch_size=args.batch_size, num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
                           no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty,
-                          tm=args.tm, tm_installed=args.tm_installed is not None, tm_roots=args.tm_installed or (),
-                          glossary=args.glossary, min_confidence=args.min_confidence)
+                          **draft_options(args))
     print(format_report(report))
 
 
@@ -189,7 +194,8 @@ def cmd_translate_file(args, _) -> None:
     report = translate_file(args.file, lambda: load_translator(args), args.out, args.lang, template=args.template,
                             file_format=args.format, model_name=args.model, batch_size=args.batch_size,
                             num_beams=args.num_beams, max_new_tokens=args.max_new_tokens,
-                            no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty)
+                            no_repeat_ngram_size=args.no_repeat_ngram_size, repetition_penalty=args.repetition_penalty,
+                            **draft_options(args))
     print(format_file_report(report))
 
 
@@ -314,15 +320,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model", required=True)
     p.add_argument("--langs", type=comma_list, default=None, help="default: every language of the model")
     p.add_argument("--out-dir", default="po", help="holds <lang>.po, written or updated (default: po)")
-    p.add_argument("--tm", nargs="+", default=[], metavar="FILE",
-                   help="translation memory (.po, .mo, .tmx): exact matches are reused before the model, fuzzy")
-    p.add_argument("--tm-installed", nargs="*", default=None, metavar="ROOT",
-                   help="translation memory from the catalogs installed here (/usr/share/locale, and these locale "
-                        "roots), never the template's own domain")
-    p.add_argument("--glossary", default=None, help="terms (.csv or .tbx) kept verbatim or as their required translation")
-    p.add_argument("--min-confidence", type=fraction, default=None,
-                   help="leave entries whose confidence (0-1, as in the comment of each filled entry) is below this "
-                        "untranslated (default: fill them all)")
     p.set_defaults(func=cmd_translate_po)
     p = sub.add_parser("translate-file", help="fill the untranslated units of an XLIFF, .ts, .po, Android, JSON, "
                                               ".properties or YAML file into --out (drafts marked for review)")
@@ -336,6 +333,19 @@ def build_parser() -> argparse.ArgumentParser:
                                                   "i18next, properties, yaml, ruby-yaml)")
     p.add_argument("--model", required=True)
     p.set_defaults(func=cmd_translate_file)
+    for name in ("translate-po", "translate-file"):
+        p = sub.choices[name]
+        p.add_argument("--tm", nargs="+", default=[], metavar="FILE",
+                       help="translation memory (.po, .mo, .tmx): exact matches are reused before the model, marked "
+                            "for review")
+        p.add_argument("--tm-installed", nargs="*", default=None, metavar="ROOT",
+                       help="translation memory from the catalogs installed here (/usr/share/locale, and these locale "
+                            "roots); translate-po never reads the template's own domain")
+        p.add_argument("--glossary", default=None,
+                       help="terms (.csv or .tbx) kept verbatim or as their required translation")
+        p.add_argument("--min-confidence", type=fraction, default=None,
+                       help="leave units whose confidence (0-1, as in the note of each filled one) is below this "
+                            "untranslated (default: fill them all)")
     for name in ("evaluate", "translate", "translate-po", "translate-file"):
         p = sub.choices[name]
         p.add_argument("--max-new-tokens", type=int_at_least(1), default=None,

@@ -2,15 +2,24 @@
 unchanged after the round trip (units, and bytes where the serializer keeps them), the format's placeholders,
 markup and access keys kept, and bad input named with what to do."""
 
+import re
+from pathlib import Path
+
 import pytest
 from translate.storage import factory
 
 from mtl_translate import Translator
 from mtl_translate.cli import main
-from mtl_translate.localization.files import translate_file
+from mtl_translate.localization import translate_po
+from mtl_translate.localization.files import format_file_report, translate_file
 from mtl_translate.localization.formats import FORMATS, read_store
 
+from .test_constrained_decoding import ScoredTranslator
+from .test_glossary import CSV as GLOSSARY_CSV
+from .test_glossary import OUTPUT, scripted_model  # noqa: F401 (a fixture)
 from .test_localization import FakeTranslator
+from .test_memory import catalog
+from .test_placeholders import masked_tokenizer  # noqa: F401 (a fixture)
 
 XLIFF = '''<?xml version="1.0" encoding="UTF-8"?>
 <xliff version="1.2" xmlns="urn:oasis:names:tc:xliff:document:1.2">
@@ -299,3 +308,132 @@ def test_translate_file_command_with_a_real_model(tiny_model, tokenizer, tmp_pat
         main(["translate-file", str(tmp_path / "x.xlf"), "--out", str(tmp_path / "y.xlf"), "--model", "missing"])
     assert str(exit_info.value.code) == f"mtl-translate translate-file: error: the file {tmp_path / 'x.xlf'} does not " \
                                         "exist or is not a file."
+
+
+def test_memory_fills_exact_matches_before_the_model_xliff_marked_for_review_with_the_source(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # the notes name the memory as given
+    tm = catalog(Path("tm/de.po"), "de", (None, "Save %s as %s", "%s als %s speichern"), ("menu", "~Quit", "~Beenden"),
+                 (None, "Click here & go", "Hier klicken"))
+    translator = FakeTranslator(["de"])
+    report = translate_file(write(tmp_path, "app.xlf", XLIFF), translator, tmp_path / "out.xlf", tm=[tm])
+    assert {k: report[k] for k in ("units", "kept", "memory", "filled", "mismatch", "empty", "unsure")} == {
+        "units": 4, "kept": 1, "memory": 1, "filled": 2, "mismatch": 0, "empty": 0, "unsure": 0}
+    text = (tmp_path / "out.xlf").read_text()
+    assert '''<target state="needs-review-translation">%s als %s speichern</target>
+        <note from="translator">translation memory: tm/de.po</note>''' in text
+    assert '<target state="needs-review-translation">~QUIT</target>' in text  # "menu" context: not this unit
+    assert '<target state="needs-review-translation">CLICK <g id="1">HERE</g> &amp; GO</target>' in text  # markup
+    [(texts, _)] = translator.calls
+    assert texts == ["Click ⟨0⟩here⟨1⟩ ⟨2⟩ go", "Quit"]  # a plain "Click here & go" would lose the markup
+    assert "memory 1  filled 2" in format_file_report(report) and "memory: units filled from translation memory" in \
+        format_file_report(report)
+
+
+def test_memory_fills_json_keys_and_plurals_with_as_many_forms_as_the_language_has(tmp_path):
+    tm = catalog(tmp_path / "de.po", "de", (None, "Save", "Speichern"),
+                 ("{{count}} item", "{{count}} items", ["{{count}} Eintrag", "{{count}} Einträge"]))
+    template, target = write(tmp_path, "en.json", I18NEXT), write(tmp_path, "de.json", I18NEXT_DE)
+    translator = FakeTranslator(["de"])
+    report = translate_file(target, translator, tmp_path / "out.json", "de", template=template, file_format="i18next",
+                            tm=[tm])
+    assert (report["memory"], report["filled"], report["kept"]) == (2, 1, 1)
+    assert (tmp_path / "out.json").read_text() == (
+        '{\n    "menu": {\n        "open": "Datei öffnen",\n        "save": "Speichern"\n    },\n'
+        '    "title": "WELCOME, {{name}}!",\n    "item_one": "{{count}} Eintrag",\n'
+        '    "item_other": "{{count}} Einträge"\n}\n')
+    [(texts, _)] = translator.calls
+    assert texts == ["Welcome, ⟨0⟩!"]
+    report = translate_file(target, FakeTranslator(["ru"]), tmp_path / "ru.json", "ru", template=template,
+                            file_format="i18next", tm=[catalog(tmp_path / "ru.po", "ru", (
+                                "{{count}} item", "{{count}} items", ["{{count}} a", "{{count}} b"]))])
+    assert report["memory"] == 0  # two forms cannot fill Russian's four
+
+
+def test_glossary_terms_stay_verbatim_or_take_their_translation_and_a_lost_term_is_not_written(
+        scripted_model, masked_tokenizer, tmp_path):  # noqa: F811
+    units = "".join(f'<trans-unit id="{i}"><source>{text}</source></trans-unit>'
+                    for i, text in enumerate(("Open file in Firefox", "File not found", "Quit GNU sed")))
+    xliff = XLIFF[:XLIFF.index("<body>") + 6] + units + XLIFF[XLIFF.index("</body>"):]
+    report = translate_file(write(tmp_path, "app.xlf", xliff), Translator(scripted_model, masked_tokenizer),
+                            tmp_path / "out.xlf", glossary=write(tmp_path, "terms.csv", GLOSSARY_CSV))
+    assert sorted(scripted_model.seen) == sorted(OUTPUT)  # the encoder never saw a term
+    assert {k: report[k] for k in ("filled", "mismatch", "glossary")} == {"filled": 2, "mismatch": 1, "glossary": 2}
+    assert {u.source: u.target for u in read_store(tmp_path / "out.xlf", "xliff", "test").units} == {
+        "Open file in Firefox": "Datei in Firefox öffnen", "File not found": "Datei nicht gefunden",
+        "Quit GNU sed": None}  # German lost "GNU sed": left untranslated
+    assert "glossary 2" in format_file_report(report)
+
+
+def test_confidence_is_in_the_note_and_units_below_min_confidence_stay_untranslated(tmp_path):
+    template = write(tmp_path, "Messages.properties", PROPERTIES)
+    target = write(tmp_path, "Messages_de.properties", PROPERTIES_DE)
+    translator = ScoredTranslator({"Hello ⟨0⟩, you have ⟨1⟩ messages": 0.3, "Open": 0.871})
+    report = translate_file(target, translator, tmp_path / "all.properties", "de", template=template)
+    assert (report["filled"], report["unsure"]) == (2, 0)
+    assert "# machine translation by acme/mtl-ui, confidence 0.30\ngreeting=DE Hello {0}, you have {1} messages\n" \
+           "# machine translation by acme/mtl-ui, confidence 0.87\n" in (tmp_path / "all.properties").read_text()
+    report = translate_file(target, translator, tmp_path / "sure.properties", "de", template=template,
+                            min_confidence=0.5)
+    assert {k: report[k] for k in ("kept", "filled", "mismatch", "empty", "unsure")} == {
+        "kept": 1, "filled": 1, "mismatch": 0, "empty": 0, "unsure": 1}
+    assert (tmp_path / "sure.properties").read_text() == PROPERTIES_DE + \
+        "# machine translation by acme/mtl-ui, confidence 0.87\nmenu.open=DE &Open\n"  # no greeting
+    assert "unsure 1" in format_file_report(report) and "unsure: confidence below --min-confidence" in \
+        format_file_report(report)
+    with pytest.raises(ValueError, match=r"min_confidence must be a number from 0 to 1 .*got 87\."):
+        translate_file(target, translator, tmp_path / "x.properties", "de", template=template, min_confidence=87)
+
+
+def test_translate_file_memory_and_confidence_flags_end_to_end(tiny_model, tokenizer, tmp_path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Translator(tiny_model, tokenizer).save_pretrained(tmp_path / "model")
+    catalog(Path("tm/de.po"), "de", (None, "~Quit", "~Beenden"))
+    main(["translate-file", write(tmp_path, "app.xlf", XLIFF).name, "--out", "out.xlf", "--model", "model",
+          "--tm", "tm/de.po", "--min-confidence", "1", "--max-new-tokens", "4"])
+    out = capsys.readouterr().out
+    counts = re.search(r"units 4  kept 1  memory 1  filled 0  mismatch (\d+)  empty (\d+)  unsure (\d+)\n", out)
+    assert counts and sum(map(int, counts.groups())) == 2  # every confidence is below 1: no model draft written
+    assert '<target state="needs-review-translation">~Beenden</target>\n        <note from="translator">translation ' \
+           'memory: tm/de.po</note>' in (tmp_path / "out.xlf").read_text()
+    assert (tmp_path / "out.xlf").read_text().count("state=") == 2  # the person's and the memory's
+
+
+@pytest.mark.parametrize("option, value, error", [
+    ("tm", "missing.po", "translation memory missing.po (--tm) does not exist or is not a file."),
+    ("tm", "memory.txt", "translation memory memory.txt (--tm): not a .po, .mo or .tmx file."),
+    ("tm", "broken.tmx", "broken.tmx:3: not a valid TMX file (Opening and ending tag mismatch"),
+    ("tm", "memory.po", "translation memory memory.po: cannot tell its language; add a header line 'Language: de'"),
+    ("glossary", "missing.csv", "glossary missing.csv does not exist or is not a file."),
+    ("glossary", "terms.csv", "terms.csv:2: 3 cells under a header of 2 columns; quote a cell that holds a comma."),
+])
+def test_a_bad_memory_or_glossary_file_is_translate_pos_error_before_the_model_loads(tmp_path, monkeypatch, option,
+                                                                                    value, error):
+    monkeypatch.chdir(tmp_path)
+    write(tmp_path, "memory.txt", "Save = Speichern\n")
+    write(tmp_path, "terms.csv", "term,de\nfile,Datei,extra\n")
+    write(tmp_path, "broken.tmx", '<tmx version="1.4">\n<body><tu>\n</body></tmx>\n')
+    catalog(tmp_path / "memory.po", None, (None, "Save", "Speichern"))
+    write(tmp_path, "demo.pot", 'msgid "Save"\nmsgstr ""\n')
+    files = {"tm": [value]} if option == "tm" else {"glossary": value}
+    with pytest.raises((ValueError, FileNotFoundError)) as po_error:
+        translate_po("demo.pot", FakeTranslator(["de"]), ["de"], "po", **files)
+    with pytest.raises((ValueError, FileNotFoundError)) as file_error:
+        translate_file(write(tmp_path, "app.xlf", XLIFF), FakeTranslator(["de"]), "out.xlf", **files)
+    assert str(file_error.value) == str(po_error.value) and str(po_error.value).startswith(error)
+    with pytest.raises(SystemExit) as exit_info:  # a model that does not exist: the file is checked first
+        main(["translate-file", "app.xlf", "--out", "out.xlf", "--model", "missing", f"--{option}", value])
+    assert exit_info.value.code == f"mtl-translate translate-file: error: {po_error.value}"
+    assert not (tmp_path / "out.xlf").exists() and not (tmp_path / "po").exists()
+
+
+def test_memory_matches_a_po_units_msgctxt_and_its_plural(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    po = PO + '\nmsgctxt "menu"\nmsgid "Quit"\nmsgstr ""\n\nmsgctxt "toolbar"\nmsgid "Quit"\nmsgstr ""\n'
+    catalog(Path("tm.po"), "de", ("menu", "Quit", "Beenden"), (None, "~Save", "~Sichern"),
+            ("%d file", "%d files", ["%d Datei", "%d Dateien"]))
+    report = translate_file(write(tmp_path, "de.po", po), FakeTranslator(["de"]), "out.po", tm=["tm.po"])
+    assert (report["memory"], report["filled"]) == (3, 1)
+    text = (tmp_path / "out.po").read_text()
+    assert '# translation memory: tm.po\n#, fuzzy\nmsgctxt "menu"\nmsgid "Quit"\nmsgstr "Beenden"' in text
+    assert '#, fuzzy\nmsgctxt "toolbar"\nmsgid "Quit"\nmsgstr "QUIT"' in text
+    assert 'msgid_plural "%d files"\nmsgstr[0] "%d Datei"\nmsgstr[1] "%d Dateien"' in text

@@ -21,10 +21,10 @@ import polib
 
 from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
-from .drafting import draft
-from .glossary import Glossary, holds_terms, missing_terms, read_glossary
+from .drafting import check_min_confidence, least_sure, machine_note, review
+from .glossary import Glossary, holds_terms, load_glossary
 from .markup import Source, prepare
-from .memory import load_memory
+from .memory import entry_key, load_memory
 from .plurals import nplurals, plural_forms, plural_sources
 from .po import merge, read_catalog
 
@@ -74,10 +74,7 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     installed on this machine (and under `tm_roots`) but not the template's own domain; an exact match is reused
     before the model is asked, and the report counts it under "memory". A `glossary` (.csv, .tbx, glossary.py) keeps
     its terms verbatim or as their required translation in what the model writes; "glossary" counts those entries."""
-    if min_confidence is not None and (isinstance(min_confidence, bool) or not isinstance(min_confidence, (int, float))
-                                       or not 0 <= min_confidence <= 1):
-        raise ValueError(f"min_confidence must be a number from 0 to 1 (a confidence is exp of the mean token "
-                         f"log-probability), got {min_confidence!r}.")
+    check_min_confidence(min_confidence)
     pot = template if isinstance(template, polib.POFile) else read_catalog(template, "template")
     template = pot.fpath or template
     if not any(e.msgid for e in pot):
@@ -86,7 +83,7 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
     model_name = public_model_name(model_name or getattr(translator.model.config, "_name_or_path", "") or
                                    "mtl-translate")
     check_out_dir(out_dir)
-    glossary = read_glossary(glossary) if glossary is not None and not isinstance(glossary, Glossary) else glossary
+    glossary = load_glossary(glossary)
     terms = glossary.terms(langs) if glossary else {}
     catalogs = {}
     for lang in langs:  # every file is read and checked before anything is translated or written
@@ -102,7 +99,8 @@ def translate_po(template: str | os.PathLike | polib.POFile, translator, langs: 
         count = nplurals(forms) if forms else 2
         catalogs[lang] = (path, merge(pot, po, count), forms)
 
-    memory = load_memory(pot, langs, tm, tm_installed, tm_roots) if tm or tm_installed else None
+    memory = load_memory({entry_key(e) for e in pot if e.msgid and not e.obsolete}, langs, tm, tm_installed, tm_roots,
+                         Path(pot.fpath or "").stem) if tm or tm_installed else None
     sources, wanted, todo = {}, {}, {}  # msgid -> Source; model input -> {lang}; lang -> [(entry, msgid per form)]
     recalled = {}  # lang -> entries filled from memory
     for lang, (_, po, forms) in catalogs.items():
@@ -156,23 +154,12 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
             return
 
 
-def least_sure(confidences: list[float | None]) -> float | None:
-    """An entry's confidence: that of its least sure form (None: no form went through the model)."""
-    known = [c for c in confidences if c is not None]
-    return min(known) if known else None
-
-
 def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang: str, model_name: str,
          terms: dict | None = None, confidence: float | None = None, min_confidence: float | None = None) -> str:
-    """Writes the translation of each form ((msgid, its Source, the model's output)) into `entry`, fuzzy, when every
-    form keeps its msgid's markup and format placeholders (`draft`) and glossary `terms`, and the model is sure
-    enough; returns "filled", "mismatch", "empty" (no output) or "unsure" (`confidence` below `min_confidence`)."""
-    status, msgstrs = draft(forms, lang, entry.flags, entry.msgid)
-    if status == "filled" and any(missing_terms(source.text, msgstr, lang, terms)
-                                  for msgstr, (_, source, _) in zip(msgstrs, forms)):
-        status = "mismatch"
-    if status == "filled" and min_confidence is not None and confidence is not None and confidence < min_confidence:
-        status = "unsure"
+    """Writes the translation of each form ((msgid, its Source, the model's output)) into `entry`, fuzzy, when
+    `review` passes it; returns "filled", "mismatch", "empty" (no output) or "unsure" (`confidence` below
+    `min_confidence`)."""
+    status, msgstrs = review(forms, lang, entry.flags, entry.msgid, terms, confidence, min_confidence)
     if status != "filled":
         return status
     if entry.msgid_plural:
@@ -180,8 +167,7 @@ def fill(entry: polib.POEntry, forms: list[tuple[str, Source, str | None]], lang
     else:
         entry.msgstr = msgstrs[0]
     entry.flags.append("fuzzy")
-    sure = "" if confidence is None else f", confidence {confidence:.2f}"
-    entry.tcomment = "\n".join(filter(None, [entry.tcomment, f"machine translation by {model_name}{sure}"]))
+    entry.tcomment = "\n".join(filter(None, [entry.tcomment, machine_note(model_name, confidence)]))
     return "filled"
 
 

@@ -3,7 +3,9 @@
 The rules are translate-po's (a draft for a translator, never a change to what a person wrote, nothing written that
 breaks the program), applied through translate-toolkit's storage classes: a bilingual file is filled where a unit
 has no translation; a monolingual one gets the template's keys it lacks (or holds empty), in its own layout, and
-everything else of it stays as it was. The output goes to another path than every input.
+everything else of it stays as it was. The output goes to another path than every input. Translation memory,
+glossary and confidence are translate-po's own code (memory.py, glossary.py, drafting.py), so both commands fill,
+keep terms and leave unsure units alike.
 """
 
 import os
@@ -16,20 +18,28 @@ from translate.misc.multistring import multistring
 from ..hub import public_model_name
 from ..outputs import refuse_output_over_input
 from ..placeholders import placeholder_signature
-from .drafting import draft
+from .drafting import check_min_confidence, least_sure, machine_note, review
 from .formats import FORMATS, REVIEW, detect_format, mark_draft, new_store, read_store
+from .glossary import holds_terms, load_glossary
 from .inline_xml import inner_xml, parse_content, replace_content
 from .markup import prepare
+from .memory import Key, TranslationMemory, load_memory
 
 _XLIFF = ("xliff", "xliff2")
 
 
 def translate_file(path, translator, out, lang: str | None = None, *, template=None, file_format: str | None = None,
-                   model_name: str | None = None, batch_size: int = 32, **generation) -> dict:
+                   model_name: str | None = None, batch_size: int = 32, tm=(), tm_installed: bool = False, tm_roots=(),
+                   glossary=None, min_confidence: float | None = None, **generation) -> dict:
     """Write `path` with its untranslated units filled to `out`; returns {"path", "format", "units", "kept", "filled",
-    "mismatch", "empty", "review"}. A monolingual format needs `template` (the source-language file); `path` may
-    then be missing (a new language). `lang` defaults to the language the file declares. `translator` may be a
-    function that loads it: it is called once the files are read, so that a bad file fails before a model loads."""
+    "mismatch", "empty", "unsure", "review"}. A monolingual format needs `template` (the source-language file); `path`
+    may then be missing (a new language). `lang` defaults to the language the file declares. `translator` may be a
+    function that loads it: it is called once the files are read, so that a bad file fails before a model loads.
+
+    `tm`, `tm_installed`, `tm_roots`, `glossary` and `min_confidence` mean what they mean for `translate_po`: memory
+    (every installed domain: a file names none) fills exact matches first ("memory" in the report), glossary terms
+    are kept ("glossary" counts the drafts holding one), a draft below `min_confidence` is left out ("unsure")."""
+    check_min_confidence(min_confidence)
     name = detect_format(template or path, file_format)
     fmt = FORMATS[name]
     refuse_output_over_input(out, {"the file": path, "--template": template}, "--out", "Pass another --out file")
@@ -50,24 +60,41 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
         store = new_store(name, lang)
     elif not store.gettargetlanguage():
         store.settargetlanguage(lang)  # plural forms need it; a language the file names stays as written
+    todo = monolingual_todo(source, store, name) if fmt.monolingual else bilingual_todo(store, name)
+    glossary = load_glossary(glossary)
+    memory = load_memory({memory_key(unit, name) for unit, _, _ in todo}, [lang], tm, tm_installed,
+                         tm_roots) if tm or tm_installed else None
     translator = translator() if callable(translator) else translator
     model_lang = model_language(translator, lang)
-    todo = monolingual_todo(source, store, name) if fmt.monolingual else bilingual_todo(store, name)
+    recalled = recall(memory, todo, store, name, lang) if memory else {}
+    terms = {term: {model_lang: targets[lang]} if lang in targets else {}
+             for term, targets in glossary.terms([lang]).items()} if glossary else {}
+    if terms:
+        generation["terms"] = terms
 
-    sources = {text: prepare(text, fmt.access_keys, fmt.placeholders) for _, texts, _ in todo for text in texts}
+    sources = {text: prepare(text, fmt.access_keys, fmt.placeholders)
+               for i, (_, texts, _) in enumerate(todo) if i not in recalled for text in texts}
     texts = list(dict.fromkeys(s.text for s in sources.values() if s.text))
-    output = translator.translate(texts, [model_lang], rows={model_lang: [True] * len(texts)}, batch_size=batch_size,
-                                  **generation)[model_lang] if texts else []
-    by_text = dict(zip(texts, output))
-    note = "machine translation by " + public_model_name(
-        model_name or getattr(translator.model.config, "_name_or_path", "") or "mtl-translate")
+    output, confidence = translator.translate(texts, [model_lang], rows={model_lang: [True] * len(texts)},
+                                              batch_size=batch_size, return_confidence=True, **generation) \
+        if texts else ({model_lang: []},) * 2
+    by_text, sure = dict(zip(texts, output[model_lang])), dict(zip(texts, confidence[model_lang]))
+    model_name = public_model_name(model_name or getattr(translator.model.config, "_name_or_path", "") or
+                                   "mtl-translate")
     counts = Counter()
-    for unit, forms, flags in todo:
-        status, drafts = draft([(t, sources[t], by_text.get(sources[t].text)) for t in forms], model_lang, flags,
-                               forms[0])
+    for i, (unit, forms, flags) in enumerate(todo):  # the template's order, in which a new key is added
+        if i in recalled:
+            drafts, note = recalled[i]
+            mark_draft(write_target(store, unit, drafts, name), name, note)
+            counts["memory"] += 1
+            continue
+        confident = least_sure([sure.get(sources[t].text) for t in forms])
+        status, drafts = review([(t, sources[t], by_text.get(sources[t].text)) for t in forms], model_lang, flags,
+                                forms[0], terms, confident, min_confidence)
         written = write_target(store, unit, drafts, name) if status == "filled" else None
         if written is not None:
-            mark_draft(written, name, note)
+            mark_draft(written, name, machine_note(model_name, confident))
+            counts["glossary"] += any(holds_terms(sources[t].text, terms) for t in forms)
         elif status == "filled":
             status = "mismatch"
         counts[status] += 1
@@ -77,8 +104,32 @@ def translate_file(path, translator, out, lang: str | None = None, *, template=N
     partial.write_bytes(bytes(store))
     os.replace(partial, out)  # an interrupted run never leaves half a file
     units = len(translatable(source or store))
-    return {"path": str(out), "format": name, "units": units, "kept": units - len(todo),
-            **{k: counts[k] for k in ("filled", "mismatch", "empty")}, "review": REVIEW[name]}
+    report = {"path": str(out), "format": name, "units": units, "kept": units - len(todo),
+              **{k: counts[k] for k in ("filled", "mismatch", "empty", "unsure")}, "review": REVIEW[name]}
+    if memory is not None:
+        report["memory"] = counts["memory"]
+    if glossary:
+        report["glossary"] = counts["glossary"]
+    return report
+
+
+def memory_key(unit, name: str) -> Key:
+    """What a translation memory matches a unit on, as gettext's (msgctxt, msgid, msgid_plural): its source (inline
+    XLIFF elements as markup) and plural source; the context only where it means gettext's msgctxt (`.po`): an
+    Android or properties key, a Qt class or an XLIFF id says where a string is, not what it means."""
+    forms = [inner_xml(unit.source_dom)] if has_inline_xml(unit, name) else strings(unit.source)
+    return (unit.getcontext() or None) if name == "po" else None, forms[0], forms[-1] if len(forms) > 1 else ""
+
+
+def recall(memory: TranslationMemory, todo: list[tuple], store, name: str, lang: str) -> dict[int, tuple]:
+    """{index in `todo`: (translation per form, the note naming its source)} for the units `memory` has a
+    translation for (as many forms as the unit wants) that the file can hold; the others go to the model."""
+    chosen = {}
+    for i, (unit, forms, flags) in enumerate(todo):
+        choice = memory.choose(memory_key(unit, name), lang, flags, len(forms))
+        if choice and fits(store, unit, list(choice[0]), name):
+            chosen[i] = list(choice[0]), choice[1]
+    return chosen
 
 
 def model_language(translator, lang: str) -> str:
@@ -145,13 +196,20 @@ def form_sources(forms: list[str], source_tags: list[str], target_tags: list[str
     return [text if placeholder_signature(text) == placeholder_signature(last) else last for text in picked]
 
 
-def write_target(store, unit, drafts: list[str], name: str):
-    """Set the translation and return the unit that holds it: a monolingual format's template `unit` is found in
-    `store` by its key, or added. None, with nothing written, when the file cannot hold the markup (an XLIFF
-    translation whose inline elements are not well-formed; `<xliff:g>` in an Android file that does not declare it,
-    which translate-toolkit would write as text)."""
+def fits(store, unit, drafts: list[str], name: str) -> bool:
+    """Whether the file can hold `drafts` as `unit`'s translation: not an XLIFF translation whose inline elements are
+    not well-formed, nor `<xliff:g>` in an Android file that does not declare it (translate-toolkit would write it
+    as text)."""
     if name == "android" and any(prefix not in store.document.getroot().nsmap
                                  for prefix in re.findall(r"</?([\w.-]+):", drafts[0])):
+        return False
+    return not has_inline_xml(unit, name) or parse_content(drafts[0], unit.source_dom) is not None
+
+
+def write_target(store, unit, drafts: list[str], name: str):
+    """Set the translation and return the unit that holds it: a monolingual format's template `unit` is found in
+    `store` by its key, or added. None, with nothing written, when the file cannot hold it (`fits`)."""
+    if not fits(store, unit, drafts, name):
         return None
     if FORMATS[name].monolingual:
         existing = store.findid(unit.getid())
@@ -164,11 +222,8 @@ def write_target(store, unit, drafts: list[str], name: str):
             store.addunit(existing)  # before the target: a plural needs the store's language
         unit = existing
     if has_inline_xml(unit, name):
-        content = parse_content(drafts[0], unit.source_dom)
-        if content is None:
-            return None
         unit.target = drafts[0]
-        replace_content(unit.target_dom, content)
+        replace_content(unit.target_dom, parse_content(drafts[0], unit.source_dom))
         return unit
     unit.target = multistring(drafts) if len(drafts) > 1 else drafts[0]
     return unit
@@ -176,7 +231,14 @@ def write_target(store, unit, drafts: list[str], name: str):
 
 def format_file_report(report: dict) -> str:
     """One line of counts for the terminal, and how the drafts are marked."""
-    counts = "  ".join(f"{k} {report[k]}" for k in ("units", "kept", "filled", "mismatch", "empty"))
-    return (f"{report['path']} ({report['format']}): {counts}\nfilled units are marked: {report['review']}; "
-            "mismatch: the translation lost a placeholder or markup of its source; mismatch and empty units stay "
-            "untranslated")
+    counts = "  ".join(f"{k} {report[k]}" for k in ("units", "kept", "memory", "filled", "mismatch", "empty", "unsure",
+                                                     "glossary") if k in report)
+    lines = [f"{report['path']} ({report['format']}): {counts}", f"filled units are marked: {report['review']}; "
+             "mismatch: the translation lost a placeholder, markup or glossary term of its source; unsure: confidence "
+             "below --min-confidence; mismatch, empty and unsure units stay untranslated"]
+    if "memory" in report:
+        lines.append("memory: units filled from translation memory, marked as filled ones are, with a note naming "
+                     "the source")
+    if "glossary" in report:
+        lines.append("glossary: model translations that hold a glossary term (verbatim or its required translation)")
+    return "\n".join(lines)

@@ -1,4 +1,5 @@
-"""Glossary for `translate-po`: terms that must come out verbatim (product names) or as a required translation.
+"""Glossary for `translate-po` and `translate-file`: terms that must come out verbatim (product names) or as a
+required translation.
 
 The model is not asked to respect a term: the Translator masks each one as it masks placeholders and puts back the
 verbatim term or its required translation (`Translator.translate(terms=...)`), so the term itself cannot go wrong,
@@ -71,6 +72,11 @@ def missing_terms(text: str, translation: str, lang: str, terms: Mapping[str, Ma
 
 def holds_terms(text: str, terms: Mapping[str, Mapping[str, str]]) -> bool:
     return bool(terms) and term_pattern(terms).search(text) is not None
+
+
+def load_glossary(glossary: str | os.PathLike | Glossary | None) -> Glossary | None:
+    """A glossary already read, or read now from its path (a command reads it before the model loads)."""
+    return read_glossary(glossary) if glossary is not None and not isinstance(glossary, Glossary) else glossary
 
 
 def read_glossary(path: str | os.PathLike) -> Glossary:

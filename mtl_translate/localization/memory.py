@@ -1,4 +1,5 @@
-"""Translation memory for `translate-po`: what people already translated for the same msgid, reused before the model.
+"""Translation memory for `translate-po` and `translate-file`: what people already translated for the same msgid,
+reused before the model.
 
 A human translation of the very same string (same msgctxt, msgid and msgid_plural) in another catalog is a better
 draft than any model output, and costs nothing. It is still a draft from another program, so it is marked fuzzy like
@@ -8,6 +9,7 @@ wins (a tie: the first source read, --tm files in the order given, then installe
 Installed catalogs (`--tm-installed`) are read as the corpus builder finds them (`data/gettext.py`), but never the
 template's own domain: its installed catalog holds the answer, which would make any measurement on it meaningless and
 would copy an older release's translations. Files named with `--tm` are used as given, the template's domain too.
+`translate-file` has no domain (an XLIFF or JSON file names no gettext package), so it reads every installed one.
 """
 
 import logging
@@ -56,8 +58,7 @@ class TranslationMemory:
             if entry.msgid and not entry.obsolete and "fuzzy" not in entry.flags:
                 msgstrs = (tuple(entry.msgstr_plural[n] for n in sorted(entry.msgstr_plural)) if entry.msgid_plural
                            else (entry.msgstr,))
-                served |= self.add(code, (entry.msgctxt, entry.msgid, entry.msgid_plural or ""), msgstrs, source,
-                                   regional)
+                served |= self.add(code, entry_key(entry), msgstrs, source, regional)
         return served or not len(catalog)
 
     def recall(self, entries: Iterable[polib.POEntry], lang: str) -> list[polib.POEntry]:
@@ -65,33 +66,32 @@ class TranslationMemory:
         source); returns the others, for the model."""
         left = []
         for entry in entries:
-            choice = self.choose(entry, lang)
+            choice = self.choose(entry_key(entry), lang, entry.flags,
+                                 len(entry.msgstr_plural) if entry.msgid_plural else 1)
             if choice is None:
                 left.append(entry)
                 continue
-            msgstrs, sources, total = choice
+            msgstrs, note = choice
             if entry.msgid_plural:
                 entry.msgstr_plural = dict(enumerate(msgstrs))
             else:
                 entry.msgstr = msgstrs[0]
             entry.flags.append("fuzzy")
-            agree = f" ({len(sources)} of {total} sources agree)" if total > 1 else ""
-            note = f"translation memory{agree}: {sources[0]}"
             if len(note) > 76:  # polib wraps a longer line at spaces, then at hyphens: the path gets a line of its own
                 note = note.replace(": ", ":\n", 1)
             entry.tcomment = "\n".join(filter(None, [entry.tcomment, note]))
         return left
 
-    def choose(self, entry: polib.POEntry, lang: str) -> tuple[tuple[str, ...], list[str], int] | None:
-        """The most common usable translation of `entry` among the best-tier sources, the sources that gave it and
-        how many sources were asked; None without one. Usable: a plural has as many forms as the entry, a singular
-        keeps its msgid's format placeholders (a broken catalog must not break ours)."""
-        found = self.candidates[lang].get((entry.msgctxt, entry.msgid, entry.msgid_plural or ""), [])
-        date = is_date_format(entry.msgid, entry.flags)
-        signature = placeholder_signature(entry.msgid, date)
+    def choose(self, key: Key, lang: str, flags: Sequence[str], count: int) -> tuple[tuple[str, ...], str] | None:
+        """The most common usable translation of the message `key` (with its gettext `flags`, wanting `count` forms)
+        among the best-tier sources, and the note that names them (`translation memory (2 of 3 sources agree):
+        <first source>`); None without one. Usable: as many forms as wanted, and a singular keeps its source's format
+        placeholders (a broken catalog must not break ours)."""
+        found = self.candidates[lang].get(key, [])
+        date = is_date_format(key[1], flags)
+        signature = placeholder_signature(key[1], date)
         usable = [(rank, msgstrs, source) for rank, msgstrs, source in found
-                  if (len(msgstrs) == len(entry.msgstr_plural) if entry.msgid_plural
-                      else placeholder_signature(msgstrs[0], date) == signature)]
+                  if len(msgstrs) == count and (key[2] or placeholder_signature(msgstrs[0], date) == signature)]
         if not usable:
             return None
         best = min(rank for rank, _, _ in usable)
@@ -100,20 +100,27 @@ class TranslationMemory:
             if rank == best:
                 votes.setdefault(msgstrs, []).append(source)
         msgstrs = max(votes, key=lambda m: len(votes[m]))  # max keeps the first of a tie
-        return msgstrs, votes[msgstrs], sum(map(len, votes.values()))
+        total = sum(map(len, votes.values()))
+        agree = f" ({len(votes[msgstrs])} of {total} sources agree)" if total > 1 else ""
+        return msgstrs, f"translation memory{agree}: {votes[msgstrs][0]}"
 
 
-def load_memory(template: polib.POFile, langs: Sequence[str], files: Sequence[str | os.PathLike] = (),
-                installed: bool = False, roots: Sequence[str | os.PathLike] = ()) -> TranslationMemory:
-    """The memory for `template`'s entries in `langs`: `files` (.po, .mo, .tmx) as given, then with `installed` the
-    catalogs under the system's locale roots (`data.gettext.default_roots`) and `roots`, without the template's own
-    domain (its file name: `sed.pot` -> `sed`)."""
-    wanted = {(e.msgctxt, e.msgid, e.msgid_plural or "") for e in template if e.msgid and not e.obsolete}
+def entry_key(entry: polib.POEntry) -> Key:
+    """What the memory matches a gettext entry on."""
+    return entry.msgctxt, entry.msgid, entry.msgid_plural or ""
+
+
+def load_memory(wanted: set[Key], langs: Sequence[str], files: Sequence[str | os.PathLike] = (),
+                installed: bool = False, roots: Sequence[str | os.PathLike] = (),
+                own_domain: str | None = None) -> TranslationMemory:
+    """The memory for the messages `wanted` in `langs`: `files` (.po, .mo, .tmx) as given, then with `installed` the
+    catalogs under the system's locale roots (`data.gettext.default_roots`) and `roots`, without `own_domain` (the
+    template's: `sed.pot` -> `sed`; None: every domain)."""
     memory = TranslationMemory(wanted, langs)
     for path in files:
         read_file(memory, Path(path))
     if installed:
-        own = normalise_domain(Path(template.fpath or "").stem)
+        own = own_domain and normalise_domain(own_domain)
         folders = dict.fromkeys(folder for lang in langs for folder in directories(lang))
         paths = {}  # one vote per file, however many links name it
         for root in [*default_roots(), *map(Path, roots)]:
