@@ -1,15 +1,16 @@
 """Greedy and beam-search decoding for one decoder head (or `StackedHeads`: all heads as one), from encoder states
 computed once for all heads. With a `Pieces` table the output is always valid text (`Utf8Guard`); with `Masks` it
-holds every mask token of its source exactly once and each counted character (`COUNTED`: brackets, `<>`, tabs) as often
-as its source does (`MaskGuard`)."""
+holds every mask token of its source exactly once and each counted character (`COUNTED`: brackets, `<>`, tabs, `%`) as
+often as its source does (`MaskGuard`)."""
 
 from dataclasses import dataclass
 
 import torch
 
 # Characters an output holds as often as its source (outside its masked spans): pofilter's `brackets` and `tabs` checks
-# count them, and a `<` or `>` the source lacks opens a tag (`xmltags`). Their count says nothing of word order.
-COUNTED = "()[]{}<>\t"
+# count them, a `<` or `>` the source lacks opens a tag (`xmltags`), and a `%` of the model's own starts a conversion
+# that `msgfmt -c` rejects (`%]`). Their count says nothing of word order.
+COUNTED = "()[]{}<>\t%"
 SETTINGS = ("num_beams", "max_new_tokens", "length_penalty", "no_repeat_ngram_size", "repetition_penalty")  # decode's
 
 

@@ -255,7 +255,7 @@ class MTLTranslationModel(MTLPreTrainedModel):
             for lang, tok in tokenizers.items()}
 
     def record_counted_pieces(self, tokenizers) -> None:
-        """Which pieces of each language write a `COUNTED` character (brackets, `<>`, tabs), from its target tokenizer,
+        """Which pieces of each language write a `COUNTED` character (brackets, `<>`, tabs, `%`), from its target tokenizer,
         kept in `generation_config.counted_pieces` (saved with the model) for `generate`'s `required_counts`."""
         self.generation_config.counted_pieces = {lang: counted_pieces(tok.sp_model) for lang, tok in tokenizers.items()}
 
@@ -301,7 +301,7 @@ class MTLTranslationModel(MTLPreTrainedModel):
         `required_masks`: (B, K) bool, row b's source holds mask token `⟨k⟩` (placeholders.py): its outputs hold it
         exactly once (`MaskGuard`; languages whose vocabulary lacks the tokens are not constrained); `ordered_masks`
         (B, K) bool: those that come out in source order (unnumbered conversions); `required_counts` (B, C) int: how
-        many of each `generation.COUNTED` character (brackets, `<>`, tabs) row b's outputs hold, as its source. With
+        many of each `generation.COUNTED` character (brackets, `<>`, tabs, `%`) row b's outputs hold, as its source. With
         `mean_logprobs`, returns ({lang: ids}, {lang: (B_lang,) mean token log-probability of each output})."""
         langs = self.check_languages(langs)
         cfg, rows = self.config, rows or {}

@@ -35,7 +35,7 @@ class Translator:
         self.model, self.tokenizer = model.eval(), tokenizer
         model.record_byte_pieces(tokenizer.targets)  # decoding keeps byte pieces valid UTF-8; saved with the model
         model.record_mask_pieces(tokenizer.targets)  # and places every mask token of a source once
-        model.record_counted_pieces(tokenizer.targets)  # and writes its brackets, <> and tabs as often as it
+        model.record_counted_pieces(tokenizer.targets)  # and writes its brackets, <>, tabs and % as often
         self.max_source_length = max_source_length or getattr(model.config, "max_source_length", None) or 128
 
     @classmethod
@@ -219,7 +219,7 @@ class Translator:
             ordered = torch.tensor([(in_source_order(masked[i][1]) + [False] * MAX_SPANS)[:MAX_SPANS] for i in idx],
                                    device=device) if protect else None  # (B, K): ⟨k⟩ is a conversion, kept in order
             counts = torch.tensor([[masked[i][0].count(ch) for ch in COUNTED] for i in idx],
-                                  device=device) if protect else None  # (B, C): brackets, <> and tabs outside spans
+                                  device=device) if protect else None  # (B, C): brackets, <>, tabs, % outside spans
             generated = self.model.generate(**enc, langs=needed, rows={k: v.to(device) for k, v in keep.items()},
                                             required_masks=required, ordered_masks=ordered, required_counts=counts,
                                             mean_logprobs=scored, **generation)
