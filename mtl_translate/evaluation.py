@@ -9,6 +9,7 @@ import sacrebleu
 from accelerate.utils import gather_object
 from sacrebleu.tokenizers import tokenizer_spm
 
+from .metavariables import rename
 from .placeholders import mask, mask_target
 
 # Languages written without spaces between words need their own word segmentation (sacrebleu's choice for WMT).
@@ -129,17 +130,18 @@ def evaluate_translator(translator, rows: Sequence[Mapping], source_lang: str, l
     else:
         with accelerator.split_between_processes(rows) as shard:
             predictions = gather_object(predict(shard))
-    return score_predictions(rows, predictions, source_lang, langs, bleu_tokenize)
+    return score_predictions(rows, predictions, source_lang, langs, bleu_tokenize,
+                             getattr(translator, "metavariables", None))
 
 
 def score_predictions(rows: Sequence[Mapping], predictions: Sequence[Mapping], source_lang: str, langs: Sequence[str],
-                      bleu_tokenize: str | None = None) -> dict:
+                      bleu_tokenize: str | None = None, metavariables: Mapping | None = None) -> dict:
     """Rows (`translation` dicts) and one {lang: hypothesis} per row -> scores and placeholder accuracy per
-    language, each on the rows that have its reference."""
+    language, each on the rows that have its reference (`metavariables` as `placeholder_accuracy` takes them)."""
     refs = {lang: [row[lang] for row in rows if row.get(lang)] for lang in langs}
     hyps = {lang: [p[lang] for p, row in zip(predictions, rows) if row.get(lang)] for lang in langs}
     sources = {lang: [row[source_lang] for row in rows if row.get(lang)] for lang in langs}
-    return {**score_translations(hyps, refs, bleu_tokenize), **placeholder_accuracy(sources, hyps)}
+    return {**score_translations(hyps, refs, bleu_tokenize), **placeholder_accuracy(sources, hyps, metavariables)}
 
 
 def read_hypotheses(path: str) -> list[tuple[int, dict]]:
@@ -185,15 +187,19 @@ def match_hypotheses(path: str, records: Sequence[tuple[int, dict]], rows: Seque
     return [{lang: record.get(lang) for lang in langs} for _, record in records]
 
 
-def placeholder_accuracy(sources: Mapping[str, Sequence[str]], hypotheses: Mapping[str, Sequence[str]]) -> dict:
+def placeholder_accuracy(sources: Mapping[str, Sequence[str]], hypotheses: Mapping[str, Sequence[str]],
+                         metavariables: Mapping[str, Mapping[str, str]] | None = None) -> dict:
     """{lang: sources}, {lang: outputs} -> `placeholder_accuracy` {lang: % of outputs that keep every protected span
     of their source (placeholders.py), as often as the source has it} over the `placeholder_n` {lang: outputs whose
     source has one}. Measured on the final text: it also shows how often a model trained without protection
-    copies them."""
+    copies them. With the model's `metavariables` ({lang: {FILE: DATEI}}), a numbered one (`FILE1`, a protected
+    span) also counts as kept where the output renamed it as the catalogs do (`DATEI1`, metavariables.py)."""
     accuracy, n = {}, {}
     for lang, hyps in hypotheses.items():
-        kept = [mask_target(hyp, spans)[1] == 0 for source, hyp in zip(sources[lang], hyps)
-                if (spans := mask(source)[1])]
+        names = (metavariables or {}).get(lang) or {}
+        kept = [mask_target(hyp, spans)[1] == 0
+                or bool(names) and mask_target(hyp, [rename(span, names) for span in spans])[1] == 0
+                for source, hyp in zip(sources[lang], hyps) if (spans := mask(source)[1])]
         n[lang] = len(kept)
         if kept:
             accuracy[lang] = round(100 * sum(kept) / len(kept), 2)

@@ -122,12 +122,13 @@ def mask_target(target: str, spans: Sequence[str]) -> tuple[str, int]:
     return "".join(out) + target[end:], len(spans) - len(used)
 
 
-def restore(text: str, spans: Sequence[str]) -> tuple[str, int]:
+def restore(text: str, spans: Sequence[str], source: str | None = None) -> tuple[str, int]:
     """Mask tokens -> their spans; and how many spans were lost (their token is not in `text`).
 
     An index the source does not have, or a second copy of one, is dropped with the spaces before it.
     Unnumbered conversions that come out in another order than the source's are numbered (`%2$s ... %1$s`), so
-    each still takes its own argument."""
+    each still takes its own argument. With the masked `source`, a span the source sets apart by a blank is set
+    apart where the model glued it to a word or to the span before it (`de lapoll()`, `FILE1FILE2`)."""
     found = [int(m[2]) for m in _TOKEN.finditer(text) if int(m[2]) < len(spans)]
     order = list(dict.fromkeys(found))
     ranks = _ranks(spans)
@@ -137,16 +138,32 @@ def restore(text: str, spans: Sequence[str]) -> tuple[str, int]:
         kept = [i for i in order if ranks.get(i, ("",))[0] == kind]
         if kept != sorted(kept) and not any(_SEQUENTIAL[kind].fullmatch(_conversion(s)) for s in plain):
             renumber.update(kept)
-    seen = set()
+    seen, apart = set(), _set_apart(source) if source else {}
 
     def span(match: re.Match) -> str:
         i = int(match[2])
         if i >= len(spans) or i in seen:
             return ""
         seen.add(i)
-        return match[1] + (_numbered(spans[i], *ranks[i]) if i in renumber else spans[i])
+        before, after = apart.get(i, (False, False))
+        glued_before = not match[1] and match.start() > 0 and (_in_word(text[match.start() - 1]) or
+                                                                text[match.start() - 1] == "⟩")
+        glued_after = match.end() < len(text) and _in_word(text[match.end()])
+        return (match[1] + " " * (before and glued_before) + (_numbered(spans[i], *ranks[i]) if i in renumber
+                                                               else spans[i]) + " " * (after and glued_after))
 
     return _TOKEN.sub(span, text), len(spans) - len(order)
+
+
+def _set_apart(masked: str) -> dict[int, tuple[bool, bool]]:
+    """{index: (a blank or the start before its token, a blank or the end after it)} of a masked source."""
+    return {int(m[1]): (m.start() == 0 or masked[m.start() - 1].isspace(),
+                        m.end() == len(masked) or masked[m.end()].isspace()) for m in re.finditer(r"⟨(\d+)⟩", masked)}
+
+
+def _in_word(char: str) -> bool:
+    """A letter or digit of a script that sets words apart by blanks (not Chinese or Japanese)."""
+    return char.isalnum() and not "\u3000" <= char <= "\u9fff"
 
 
 def in_source_order(spans: Sequence[str]) -> list[bool]:

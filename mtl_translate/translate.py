@@ -142,8 +142,7 @@ class Translator:
             truncated.append(n)
             return out, confidence
 
-        out, confidence = in_columns(texts, langs, rows, translate,
-                                     getattr(self.model.generation_config, "metavariables", None))
+        out, confidence = in_columns(texts, langs, rows, translate, self.metavariables)
         return out, sum(truncated), confidence
 
     def translate_lines(self, texts, langs, batch_size, rows, show_progress, generation, scored: bool,
@@ -174,6 +173,11 @@ class Translator:
                     known = [c for c in sure[lang][starts[i] : starts[i + 1]] if c is not None]
                     confidence[lang].append(min(known) if known and out[lang][-1] is not None else None)
         return out, truncated, confidence
+
+    @property
+    def metavariables(self) -> dict[str, dict[str, str]]:
+        """{lang: {FILE: DATEI}}: how the training catalogs translate option values (metavariables.py)."""
+        return getattr(self.model.generation_config, "metavariables", None) or {}
 
     def fits_as_is(self, text: str) -> bool:
         """One line, no surrounding blanks, short enough: translated whole. Up to `max_source_length` - 2
@@ -229,7 +233,7 @@ class Translator:
                 for i, text in zip(kept, self.tokenizer[lang].decode_batch(ids.tolist())):
                     spans = [terms[span].get(lang, span) if span in terms else span for span in masked[i][1]]
                     text = keep_layout(text, masked[i][0])  # before restoring: a span's own blanks stay
-                    out[lang][i] = restore(text, spans)[0] if protect else text
+                    out[lang][i] = restore(text, spans, masked[i][0])[0] if protect else text
                 if scored:
                     for i, logprob in zip(kept, logprobs[lang].tolist()):
                         confidence[lang][i] = math.exp(logprob)

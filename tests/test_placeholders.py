@@ -13,7 +13,7 @@ from transformers import AutoTokenizer
 
 from mtl_translate import MTLTranslationModel
 from mtl_translate.configs import load_recipe
-from mtl_translate.evaluation import evaluate_translator, format_results
+from mtl_translate.evaluation import evaluate_translator, format_results, placeholder_accuracy
 from mtl_translate.placeholders import (MASK_TOKENS, MAX_SPANS, mask, mask_rows, mask_target, restore,
                                         unknown_mask_tokens)
 from mtl_translate.tokenization_mtl import MTLTokenizer, TargetTokenizer
@@ -283,3 +283,30 @@ def test_evaluate_reports_placeholder_accuracy_per_language():
     assert table[0].endswith("    plh%   plh n")
     assert table[1].startswith("de") and table[1].endswith("   66.67       3")
     assert table[3].startswith("es") and table[3].endswith("       -       0")
+
+
+def test_a_numbered_metavariable_renamed_as_the_catalogs_do_counts_as_kept():
+    source = "--from-file=FILE1  compare FILE1 to all operands"
+    output = "--from-file=DATEI1  DATEI1 mit allen Operanden vergleichen"
+    assert mask(source)[1] == ["--from-file", "FILE1"]  # the option's value is left to the model
+    assert placeholder_accuracy({"de": [source]}, {"de": [output]})["placeholder_accuracy"] == {"de": 0.0}
+    renamed = placeholder_accuracy({"de": [source]}, {"de": [output]}, {"de": {"FILE": "DATEI"}})
+    assert renamed["placeholder_accuracy"] == {"de": 100.0}
+    dropped = placeholder_accuracy({"de": [source]}, {"de": ["--from-file=FILE mit allen vergleichen"]},
+                                   {"de": {"FILE": "DATEI"}})
+    assert dropped["placeholder_accuracy"] == {"de": 0.0}  # neither FILE1 nor DATEI1: lost
+
+
+@pytest.mark.parametrize("source, output, restored", [
+    ("%s: poll() failed: %s", "⟨0⟩ : échec de la⟨1⟩ : ⟨2⟩", "%s : échec de la poll() : %s"),  # glued to a word
+    ("FILES are 'FILE1 FILE2'", "sont « ⟨0⟩⟨1⟩ »", "sont « FILE1 FILE2 »"),  # glued to the span before
+    ("see menu.h now", "siehe⟨0⟩jetzt", "siehe menu.h jetzt"),  # on both sides
+    ("%s%s and %d%%", "⟨0⟩⟨1⟩ und ⟨2⟩⟨3⟩", "%s%s und %d%%"),  # glued in the source too: as the model wrote them
+    ("use .deb files", "⟨0⟩-Dateien verwenden", ".deb-Dateien verwenden"),  # a compound: no blank to add
+    ("'%s' is not valid", "「⟨0⟩」は無効です", "「%s」は無効です"),  # set apart by quotes, not blanks
+])
+def test_restoring_sets_a_span_apart_where_its_source_does(source, output, restored):
+    masked, spans = mask(source)
+    assert restore(output, spans, masked) == (restored, 0)
+    assert restore(output, spans)[0] == restored.replace("la poll", "lapoll").replace("FILE1 FILE2", "FILE1FILE2") \
+        .replace("siehe menu.h jetzt", "siehemenu.hjetzt")  # without the source: as the model wrote them
