@@ -180,13 +180,14 @@ class MaskGuard:
             table = self.counts.table  # (L, V, C)
             self.counted = table.gt(0).any(-1).any(0).nonzero()[:, 0]  # (S,) pieces writing a counted character
             self.writes = table[:, self.counted][self.lang]  # (R, S, C)
-            self.single = self.counts.single[self.lang]  # (R, C)
-            self.owed = self.counts.need.repeat_interleave(beams, dim=0).masked_fill(self.single < 0, 0)  # (R, C)
+            single = self.counts.single[self.lang]  # (R, C), -1: no such piece
+            self.single_index = single.clamp(min=0)
+            self.owed = self.counts.need.repeat_interleave(beams, dim=0).masked_fill(single < 0, 0)  # (R, C)
 
     def mask(self, logits: torch.Tensor, eos: int) -> torch.Tensor:
         """logits: (R, V) after the other rules -> (R, V) with -inf where the next piece may not come. Works on the
-        K mask columns and the S counted pieces only (one copy of the logits per step): a language without mask
-        pieces has K copies of column 0, left as they are."""
+        K mask columns and the S counted pieces only (a few copies of the logits per step, no (R, V) table): a
+        language without mask pieces has K copies of column 0, left as they are."""
         banned = self.known & ~self.missing  # (R, K) placed already, or not in the source
         if self.ordered is not None:  # an ordered token waits for the ordered ones before it
             waiting = (self.missing & self.ordered).int()
@@ -196,20 +197,18 @@ class MaskGuard:
         if self.counts is not None:
             count = count + self.owed.sum(dim=1, keepdim=True)
             over = (self.writes > self.owed[:, None]).any(-1)  # (R, S): more than the source holds
-            written = logits[:, self.counted].masked_fill(over, float("-inf"))  # (R, S)
+            single = logits.gather(1, self.single_index)  # (R, C) before the bans: forced pieces come
+            logits = logits.index_copy(1, self.counted, logits[:, self.counted].masked_fill(over, float("-inf")))
         end = logits[:, eos : eos + 1].masked_fill(count > 0, float("-inf"))  # (R, 1)
         forced = (count > 0) & (count >= self.left)  # (R, 1): no room for anything else
-        if self.counts is not None:
-            single = logits.gather(1, self.single.clamp(min=0))  # (R, C) before the bans: forced pieces come
-            logits = logits.index_copy(1, self.counted, written)
         if forced.any():
             logits = logits.masked_fill(forced, float("-inf"))
             # a forced token the UTF-8 guard banned (a character left open) still comes; the tokenizer drops the bytes
             scores = torch.where(forced & self.missing, scores.clamp(min=-1e4), scores)
             if self.counts is not None:
                 owed = forced & (self.owed > 0)  # (R, C)
-                logits = logits.scatter(1, self.single.clamp(min=0), torch.where(
-                    owed, single.clamp(min=-1e4), logits.gather(1, self.single.clamp(min=0))))
+                logits = logits.scatter(1, self.single_index, torch.where(
+                    owed, single.clamp(min=-1e4), logits.gather(1, self.single_index)))
         logits = logits.scatter(1, self.index, scores)
         logits[:, eos : eos + 1] = end
         return logits
