@@ -24,7 +24,8 @@ import yaml
 from .configs import Recipe, key_defaults, load_recipe
 from .data.loading import load_splits, sample_rows
 from .evaluation import evaluate_translator
-from .outputs import SCORES_FILE  # in each run folder: its scores on the comparison's rows (`scores_of`)
+from .outputs import SCORES_FILE, TRAIN_RESULTS_FILE  # in each run folder: its scores on the comparison's rows
+# (`scores_of`), its training time (train.train_results)
 from .translate import Translator
 
 
@@ -89,6 +90,7 @@ def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, re
               "batch_size": first["batch_size"], "test_rows": first["test_rows"],
               "signature": next(iter(first["scores"].values()))["signature"],
               "train_seconds": {str(seed): r["train_seconds"] for seed, r in zip(seeds, reports)},
+              "seconds_per_step": seed_step_times([r["seconds_per_step"] for r in reports]),
               "table": seed_table([table_rows(r) for r in reports]), "output_dir": str(root)}
     write_seed_report(report, root)
     return report
@@ -129,7 +131,8 @@ def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, row
                               recipe.training.per_device_eval_batch_size) for name, run_recipe in runs.items()}
     report = {"languages": recipe.data.target_langs, "max_steps": recipe.training.max_steps,
               "batch_size": recipe.training.per_device_train_batch_size, "test_rows": len(rows),
-              "train_seconds": seconds, "scores": scores, "output_dir": str(root)}
+              "train_seconds": seconds, "scores": scores, "output_dir": str(root),
+              "seconds_per_step": {name: step_time(Path(run_recipe.training.output_dir)) for name, run_recipe in runs.items()}}
     write_report(report, root)
     return report
 
@@ -154,6 +157,24 @@ def scores_of(folder: Path, rows: list[dict], source_lang: str, batch_size: int)
     if stamp:
         cache.write_text(json.dumps({"key": key, "scores": scores}, ensure_ascii=False))
     return scores
+
+
+def step_time(folder: Path) -> float | None:
+    """The run's mean seconds per optimizer step from its train_results.json; None for a run without one (trained
+    before train_results.json existed) or with an unreadable one."""
+    try:
+        return float(json.loads((folder / TRAIN_RESULTS_FILE).read_text())["seconds_per_step"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None
+
+
+def seed_step_times(per_seed: list[dict]) -> dict:
+    """{run: mean seconds per step over the seeds whose run has one, or None}."""
+    out = {}
+    for name in per_seed[0]:
+        known = [times[name] for times in per_seed if times.get(name) is not None]
+        out[name] = round(statistics.mean(known), 4) if known else None
+    return out
 
 
 def table_rows(report: dict) -> list[dict]:
@@ -225,26 +246,22 @@ def seed_table(tables: list[list[dict]]) -> list[dict]:
 
 def write_seed_report(report: dict, root: Path) -> None:
     """comparison.json (the table with per-seed values), comparison.md (mean ± std, paired deltas), comparison.png
-    (mean BLEU with std bars); each seed's own report stays in its `seed_<s>/` folder."""
+    (mean BLEU with std bars), comparison_delta.png (Δ BLEU of every run per language); each seed's own report stays
+    in its `seed_<s>/` folder. Up to `WIDE_RUNS` multi-task runs, one table with a column per run; with more (a
+    methods study), a row per run: its scores, then its deltas."""
     (root / "comparison.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     rows, n = report["table"], len(report["seeds"])
     multi = list(rows[0]["delta"])
-    head = ["lang", "rows"]
-    for metric in ("BLEU", "chrF"):
-        head += [f"single {metric}", *(f"{m} {metric}" for m in multi), *(f"Δ {m} {metric}" for m in multi)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["lang"], str(r["n"])]
-        for metric in METRICS:
-            cells += [f"{r[name][metric]['mean']:.2f} ± {r[name][metric]['std']:.2f}" for name in ("single", *multi)]
-            cells += [f"{r['delta'][m][metric]['mean']:+.2f} ± {r['delta'][m][metric]['std']:.2f}" for m in multi]
-        lines.append("| " + " | ".join(cells) + " |")
+    tables = wide_seed_table(rows, multi) if len(multi) <= WIDE_RUNS else run_seed_tables(rows, multi,
+                                                                                         report["seconds_per_step"])
     worse = [(r["lang"], r["delta"][multi[0]]["bleu"]) for r in rows[:-1] if r["delta"][multi[0]]["bleu"]["mean"] < 0]
     verdict = f"The multi-task model matches or beats the single-task models on every language (mean over {n} seeds)."
     if worse:
         verdict = "Negative transfer (mean Δ BLEU below 0) for: " + "; ".join(
             f"{lang} ({d['mean']:+.2f} ± {d['std']:.2f}, below in {sum(v < 0 for v in d['per_seed'])} of {n} seeds)"
             for lang, d in worse) + "."
+    if len(multi) > 1:
+        verdict = f"{multi[0]}: {verdict}"
     text = [
         f"# Multi-task vs single-task, {n} seeds ({', '.join(map(str, report['seeds']))})\n",
         f"Every model trained once per seed (`seed_<s>/`, the seed replacing the recipe's): {report['max_steps']} "
@@ -252,7 +269,7 @@ def write_seed_report(report: dict, root: Path) -> None:
         f"language. Test: the same {report['test_rows']} rows for every model and seed. Each cell: mean ± sample "
         f"std over the {n} seeds; Δ: multi-task minus single-task of the same seed, mean ± std of those {n} "
         "differences.\n",
-        "\n".join(lines) + "\n",
+        *tables,
         verdict + "\n",
         f"BLEU signature: `{report['signature']}`\n",
     ]
@@ -260,17 +277,82 @@ def write_seed_report(report: dict, root: Path) -> None:
     runs = ["single", *multi]
     plot([{"lang": r["lang"], **{name: (r[name]["bleu"]["mean"],) for name in runs}} for r in rows], runs,
          root / "comparison.png", errors={name: [r[name]["bleu"]["std"] for r in rows] for name in runs})
+    plot_deltas(rows, multi, root / "comparison_delta.png")
+
+
+WIDE_RUNS = 3  # multi-task runs up to which comparison.md has one column per run
+
+
+def markdown(head: list[str], rows: list[list[str]]) -> str:
+    return "\n".join(["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+                      *("| " + " | ".join(cells) + " |" for cells in rows)]) + "\n"
+
+
+def wide_seed_table(rows: list[dict], multi: list[str]) -> list[str]:
+    """One row per language; for each metric the single-task model, every run, every run's Δ."""
+    head = ["lang", "rows"]
+    for metric in ("BLEU", "chrF"):
+        head += [f"single {metric}", *(f"{m} {metric}" for m in multi), *(f"Δ {m} {metric}" for m in multi)]
+    body = []
+    for r in rows:
+        cells = [r["lang"], str(r["n"])]
+        for metric in METRICS:
+            cells += [f"{r[name][metric]['mean']:.2f} ± {r[name][metric]['std']:.2f}" for name in ("single", *multi)]
+            cells += [f"{r['delta'][m][metric]['mean']:+.2f} ± {r['delta'][m][metric]['std']:.2f}" for m in multi]
+        body.append(cells)
+    return [markdown(head, body)]
+
+
+def run_seed_tables(rows: list[dict], multi: list[str], seconds: dict) -> list[str]:
+    """Scores: one row per model (single-task first), BLEU and chrF per language, and its seconds per optimizer step
+    (mean over the seeds whose run saved one; × = relative to the first multi-task run). Deltas: one row per
+    multi-task run, Δ BLEU and Δ chrF per language, and the languages whose mean Δ BLEU is below 0."""
+    langs = [r["lang"] for r in rows]
+    base = seconds.get(multi[0])
+    head = ["model", *(f"BLEU {lang}" for lang in langs), *(f"chrF {lang}" for lang in langs), "s/step", "× step"]
+    body = []
+    for name in ("single", *multi):
+        cells = [name] + [f"{r[name][m]['mean']:.2f} ± {r[name][m]['std']:.2f}" for m in METRICS for r in rows]
+        if name == "single":  # one model per language: its step is a one-language step
+            cells += ["–", "–"]
+        else:
+            step = seconds.get(name)
+            cells += [f"{step:.3f}" if step else "–", f"{step / base:.2f}×" if step and base else "–"]
+        body.append(cells)
+    scores = markdown(head, body)
+    head = ["run", *(f"Δ BLEU {lang}" for lang in langs), *(f"Δ chrF {lang}" for lang in langs), "below single"]
+    body = []
+    for name in multi:
+        cells = [name] + [f"{r['delta'][name][m]['mean']:+.2f} ± {r['delta'][name][m]['std']:.2f}"
+                          for m in METRICS for r in rows]
+        below = [r["lang"] for r in rows[:-1] if r["delta"][name]["bleu"]["mean"] < 0]
+        body.append(cells + [", ".join(below) or "none"])
+    return [scores, markdown(head, body)]
+
+
+def plot_deltas(rows: list[dict], runs: list[str], path: Path) -> None:
+    """One panel per language (then the mean): each run's mean Δ BLEU vs single-task, with its std over seeds."""
+    plt = pyplot()
+    fig, axes = plt.subplots(1, len(rows), sharey=True, figsize=(2.2 * len(rows) + 1.2, 1.8 + 0.22 * len(runs)))
+    ys = range(len(runs))
+    for ax, r in zip(axes, rows):
+        means = [r["delta"][name]["bleu"]["mean"] for name in runs]
+        ax.barh(ys, means, xerr=[r["delta"][name]["bleu"]["std"] for name in runs], capsize=2,
+                color=["tab:green" if m >= 0 else "tab:red" for m in means])
+        ax.axvline(0, color="black", linewidth=0.8)
+        ax.set_title(r["lang"])
+        ax.set_xlabel("Δ BLEU")
+    axes[0].set_yticks(ys, runs)
+    axes[0].invert_yaxis()  # the runs top to bottom in the order given
+    fig.suptitle("multi-task minus single-task BLEU, mean ± std over seeds")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def plot(rows: list[dict], runs: list[str], path: Path, errors: dict[str, list[float]] | None = None) -> None:
     """Grouped bars of BLEU (`rows[i][run][0]`) per language; `errors`: {run: std per row}, drawn as error bars."""
-    try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        raise ValueError('comparison.png needs matplotlib: pip install matplotlib') from None
+    plt = pyplot()
     width = 0.8 / len(runs)
     many = len(runs) > 4  # labels turned upright and the legend moved beside the bars, off them
     fig, ax = plt.subplots(figsize=(1.6 + (0.8 + 0.15 * len(runs)) * len(rows) + 1.6 * many, 3.6))
@@ -287,6 +369,17 @@ def plot(rows: list[dict], runs: list[str], path: Path, errors: dict[str, list[f
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
+
+
+def pyplot():
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ValueError('the comparison\'s figures need matplotlib: pip install matplotlib') from None
+    return plt
 
 
 def variant_recipes(paths: list[str], overrides: list[str]) -> dict[str, Recipe]:

@@ -14,13 +14,14 @@ from pathlib import Path
 
 TRACKER_PROJECT = "mtl-translate"  # the project name of the run's trackers: TensorBoard logs to output_dir/<it>/
 SCORES_FILE = "compare_scores.json"  # `compare` caches a run's scores on the comparison's rows in its folder
+TRAIN_RESULTS_FILE = "train_results.json"  # a run's training time (train.train_results); `compare` reports it
 # What a training run (and the commands that write model folders: add-language, average-checkpoints, compare, push's
 # card) puts at the top of its folder: Translator.save_pretrained, the run's recipe, state, scores, card and plots,
 # checkpoints, the best model's temporary folder, and the trackers Accelerate points at output_dir (TensorBoard's
 # project folder, Aim's repository).
 RUN_FILES = {"model.safetensors", "model.safetensors.index.json", "generation_config.json", "recipe.yaml",
              "trainer_state.json", "eval_results.json", "cross_stitch_alpha.png", "sluice_alpha.png",  # mixing_card's
-             "averaged_from.txt", SCORES_FILE}
+             "averaged_from.txt", SCORES_FILE, TRAIN_RESULTS_FILE}
 RUN_FOLDERS = {"tokenizers", "plots", ".tmp-best", TRACKER_PROJECT, ".aim"}
 WEIGHT_SHARD = re.compile(r"model-\d{5}-of-\d{5}\.safetensors")
 CHECKPOINT = re.compile(r"(\.tmp-)?step_\d+")  # checkpointing.py's names, finished or not

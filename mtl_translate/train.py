@@ -46,7 +46,7 @@ from .modeling_mtl import MTLTranslationModel
 from .objective import StepObjective
 from .optimization import (APPLIED_ON_RESUME, UNSIZED_SCHEDULES, identity_plan, parameter_groups, planned_schedule,
                            replan, schedule_shape, set_rates, settings_on_resume)
-from .outputs import TRACKER_PROJECT, refuse_output_over_input
+from .outputs import TRACKER_PROJECT, TRAIN_RESULTS_FILE, refuse_output_over_input
 from .placeholders import mask_rows, unknown_mask_tokens
 from .preemption import EXIT_CODE, SigtermFlag
 from .tokenization_mtl import MTLTokenizer, TargetTokenizer
@@ -314,6 +314,9 @@ class Trainer:
         self.state = {"step": 0, "best_mean_bleu": -1.0, "best_step": None, "history": [], "log_window": [],
                       "skipped_steps": 0, "bad_steps_in_a_row": 0, "num_processes": accelerator.num_processes}
         self.sigterm, self.saved_step = SigtermFlag(), None  # installed around train() by train_and_test
+        # this process's times, for train_results.json: in train() in all, inside train_step (no data loading,
+        # validation or checkpoints), and its optimizer steps
+        self.timing = {"train_runtime": 0.0, "step_seconds": 0.0, "train_steps": 0}
 
     def translator(self) -> Translator:
         return Translator(self.accelerator.unwrap_model(self.model), self.tokenizer, self.recipe.model.max_source_length)
@@ -429,8 +432,10 @@ class Trainer:
                         desc="train")
         deadline = None if t.max_train_minutes is None else time.monotonic() + 60 * t.max_train_minutes
         self.model.train()
+        start = time.perf_counter()
         while not self.train_epoch(progress, deadline):
             pass
+        self.timing["train_runtime"] += time.perf_counter() - start
         progress.close()
 
     def out_of_time(self, deadline: float | None) -> bool:
@@ -561,7 +566,10 @@ class Trainer:
         max_train_minutes)."""
         t = self.recipe.training
         for batches in self.step_batches():
-            good = self.train_step(batches)
+            start = time.perf_counter()
+            good = self.train_step(batches)  # ends with a host sync (the step's losses), so the time is the device's
+            self.timing["step_seconds"] += time.perf_counter() - start
+            self.timing["train_steps"] += 1
             self.state["step"] += 1
             step = self.state["step"]
             progress.update(1)
@@ -593,6 +601,17 @@ def dump_gradients(accelerator: Accelerator, model, step: int) -> None:
         save_file({name: param.grad.detach().cpu().contiguous()
                    for name, param in accelerator.unwrap_model(model).named_parameters() if param.grad is not None},
                   path)
+
+
+def train_results(trainer: Trainer, accelerator: Accelerator) -> dict:
+    """This process's training time, as transformers' Trainer names it (`train_runtime`: the whole loop, validation
+    and checkpoints included; steps since the start or the resume), and `seconds_per_step`: the mean time inside an
+    optimizer step (forward, backward, loss weighting, optimizer), which is what a method's cost changes."""
+    timing = trainer.timing
+    return {"train_runtime": round(timing["train_runtime"], 2), "train_steps": timing["train_steps"],
+            "train_steps_per_second": round(timing["train_steps"] / timing["train_runtime"], 3),
+            "seconds_per_step": round(timing["step_seconds"] / timing["train_steps"], 4),
+            "num_processes": accelerator.num_processes, "device": str(accelerator.device)}
 
 
 def carry_over_scores(results: dict, init_model: str | None) -> dict:
@@ -700,6 +719,8 @@ def train_and_test(recipe: Recipe) -> dict:
     if accelerator.is_main_process:
         recipe.save(Path(t.output_dir, "recipe.yaml"))
         Path(t.output_dir, "trainer_state.json").write_text(json.dumps(trainer.state, indent=2))
+        if trainer.timing["train_steps"]:  # a run resumed at max_steps trained nothing: its earlier file stays
+            Path(t.output_dir, TRAIN_RESULTS_FILE).write_text(json.dumps(train_results(trainer, accelerator), indent=2))
     if data.test_split:
         best = Translator.from_pretrained(t.output_dir, device=str(accelerator.device))
         results = {**evaluate_translator(best, evals[data.test_split], data.source_lang, trained_languages(recipe),

@@ -69,11 +69,13 @@ def build(s: dict, langs: list[str], device: str, checkpointing: bool = False, *
 
 
 def step(model, optimizer, ids, labels: dict, autocast) -> None:
+    """One optimizer step as the trainer takes it, the loss weighting's end-of-step update included."""
     optimizer.zero_grad()
     with autocast():
-        loss = model(ids, torch.ones_like(ids), labels=labels).loss
-    loss.backward()
+        out = model(ids, torch.ones_like(ids), labels=labels)
+    out.loss.backward()
     optimizer.step()
+    model.loss_weighting.end_step({lang: loss.item() for lang, loss in out.language_losses.items()})
 
 
 def state_bytes(params, optimizer) -> int:

@@ -1,4 +1,5 @@
-"""Training-step cost of each `loss_weighting:` method against `static`, at N languages (default 4).
+"""Training-step cost of each `loss_weighting:` method, and of the `sharing:` modes with copies of the encoder, against
+`static` with hard sharing, at N languages (default 4).
 
 A step is forward + backward + AdamW on the benchmark_train.py model (MiniLM-L6-shaped encoder, trainable, 3-layer
 d=384 heads, target vocab 8000), every row with every target. The gradient methods (gradnorm, the torchjd
@@ -9,9 +10,13 @@ One model and optimizer; its `loss_weighting` module is swapped between methods,
 step (`--repeats` rounds after one warm-up round, each round starting one method later), so that load from other
 processes on shared cores hits them alike. ms per step: a method's fastest round (other processes only ever add
 time); ratio: against static's; combine ms: the fastest of its backward's aggregations of the N gradients (the
-work a gradient method adds, timed inside the same steps). Last line: `weighting_cost N=4: <slowest> X.XXx static`.
+work a gradient method adds, timed inside the same steps). The sharing rows (`sharing=cross_stitch`,
+`sharing=sluice`: one encoder copy per language, static weighting) are models of their own, with their own AdamW,
+taking their turns in the same rounds. Last line: `weighting_cost N=4: <slowest method> X.XXx static` (the
+loss_weighting methods only).
 
-    python scripts/benchmark_weighting.py [--device cuda] [--dtype bf16] [--threads 2] [--methods upgrad,mgda] [--quick]
+    python scripts/benchmark_weighting.py [--device cuda] [--dtype bf16] [--threads 2] [--methods upgrad,mgda]
+        [--sharing cross_stitch,sluice] [--quick]
 """
 
 import copy
@@ -30,6 +35,8 @@ def parse_args():
     p.add_argument("--langs", type=int, default=4, help="N")
     p.add_argument("--methods", type=lambda t: t.split(","), default=sorted(LOSS_WEIGHTINGS, key="static".__ne__),
                    help="comma-separated loss_weighting names (static is always measured)")
+    p.add_argument("--sharing", type=lambda t: [m for m in t.split(",") if m], default=["cross_stitch", "sluice"],
+                   help="comma-separated sharing modes measured with static weighting ('' for none)")
     return parsed(p)
 
 
@@ -61,28 +68,34 @@ def main() -> None:
               for lang in langs}  # {lang: (B, T)}
     model, optimizer = build(s, langs, args.device)
     methods = ["static", *(m for m in args.methods if m != "static")]
-    modules = {method: weighting(model, method, args.device) for method in methods}
+    # {row: (model, its optimizer, the loss_weighting module it steps with)}
+    rows = {method: (model, optimizer, weighting(model, method, args.device)) for method in methods}
+    for mode in args.sharing:
+        other, other_optimizer = build(s, langs, args.device, sharing=mode)
+        rows[f"sharing={mode}"] = (other, other_optimizer, other.loss_weighting)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    seconds, combines = {method: [] for method in methods}, {method: [] for method in methods}
-    for method, module in modules.items():
+    seconds, combines = {name: [] for name in rows}, {name: [] for name in rows}
+    for name, (_, _, module) in rows.items():
         if hasattr(module, "combine"):
-            module.combine = timed(module.combine, combines[method], sync)
+            module.combine = timed(module.combine, combines[name], sync)
+    names = list(rows)
     for r in range(1 + args.repeats):
-        for method in methods[r:] + methods[:r]:  # each round starts elsewhere: no method always comes first
-            model.loss_weighting = modules[method]
+        for name in names[r:] + names[:r]:  # each round starts elsewhere: no row always comes first
+            row_model, row_optimizer, module = rows[name]
+            row_model.loss_weighting = module
             sync()
             start = time.perf_counter()
-            step(model, optimizer, ids, labels, autocast)
+            step(row_model, row_optimizer, ids, labels, autocast)
             sync()
-            seconds[method].append(time.perf_counter() - start)
+            seconds[name].append(time.perf_counter() - start)
     print(f"device={args.device} dtype={args.dtype} threads={torch.get_num_threads()} N={args.langs} "
           f"batch={args.batch_size} source_length={args.source_length} target_length={args.target_length} "
-          f"rounds={args.repeats} (fastest)\n{'loss_weighting':<14}{'ms/step':>10}{'x static':>10}{'combine ms':>12}")
-    ms = {method: 1000 * min(times[1:]) for method, times in seconds.items()}
-    for method in methods:
-        combine = f"{1000 * min(combines[method]):>12.1f}" if combines[method] else f"{'-':>12}"
-        print(f"{method:<14}{ms[method]:>10.1f}{ms[method] / ms['static']:>9.2f}x{combine}")
-    slowest = max(ms, key=ms.get)
+          f"rounds={args.repeats} (fastest)\n{'loss_weighting':<22}{'ms/step':>10}{'x static':>10}{'combine ms':>12}")
+    ms = {name: 1000 * min(times[1:]) for name, times in seconds.items()}
+    for name in names:
+        combine = f"{1000 * min(combines[name]):>12.1f}" if combines[name] else f"{'-':>12}"
+        print(f"{name:<22}{ms[name]:>10.1f}{ms[name] / ms['static']:>9.2f}x{combine}")
+    slowest = max(methods, key=ms.get)
     print(f"weighting_cost N={args.langs}: {slowest} {ms[slowest] / ms['static']:.2f}x static")
 
 

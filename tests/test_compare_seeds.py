@@ -1,6 +1,7 @@
 """`compare --seeds`: mean ± std over seeds with paired deltas; `max_rows_per_language`: a low-resource language."""
 
 import json
+import statistics
 from pathlib import Path
 
 import pytest
@@ -158,3 +159,54 @@ def test_two_seeds_of_real_training_with_a_low_resource_language(corpus_dir, tin
     assert any(not one[k].equal(two[k]) for k in one)
     assert report["seeds"] == [1, 2] and [r["lang"] for r in report["table"]] == ["de", "fr", "mean"]
     assert "# Multi-task vs single-task, 2 seeds (1, 2)" in (root / "comparison.md").read_text()
+    timing = json.loads((root / "seed_1" / "mtl" / "train_results.json").read_text())
+    assert timing["train_steps"] == 2 and timing["num_processes"] == 1 and timing["device"] == "cpu"
+    assert 0 < timing["seconds_per_step"] * 2 <= timing["train_runtime"]  # the steps are part of the loop
+    assert report["seconds_per_step"]["mtl"] == pytest.approx(statistics.mean(
+        json.loads((root / f"seed_{s}" / "mtl" / "train_results.json").read_text())["seconds_per_step"] for s in (1, 2)),
+        abs=1e-4)
+
+
+def test_a_methods_study_has_a_row_per_run_with_its_step_time(tmp_path, fake_training, capsys, monkeypatch):
+    """Four multi-task runs (more than WIDE_RUNS): the scores and deltas are one row per run; s/step comes from the
+    runs' train_results.json where they have one (not the seed 2 run of `b`, nor any of `c`)."""
+    step_seconds = {"mtl": 2.0, "a": 3.0, "b": 4.0}
+    trained_by_fake = train.run
+
+    def run_with_time(recipe):
+        trained_by_fake(recipe)
+        out = Path(recipe.training.output_dir)
+        if out.name in step_seconds and (out.name, recipe.training.seed) != ("b", 2):
+            (out / "train_results.json").write_text(json.dumps({"seconds_per_step": step_seconds[out.name]
+                                                                * recipe.training.seed}))
+
+    def gains(folder, rows, source, **kwargs):  # a run's BLEU: the single-task model's plus its offset, + seed
+        seed, name = int(Path(folder).parent.name.removeprefix("seed_")), Path(folder).name
+        offset = {"mtl": {"de": 1, "fr": -1}, "a": {"de": 2, "fr": 0}, "b": {"de": -1, "fr": 1},
+                  "c": {"de": 0, "fr": 0}}
+        langs = [name.removeprefix("single-")] if name.startswith("single-") else ["de", "fr"]
+        bleu = {lang: 10 + seed + offset.get(name, {}).get(lang, 0) * seed for lang in langs}
+        return {"bleu": bleu, "chrf": {lang: b + 20 for lang, b in bleu.items()}, "n": dict.fromkeys(langs, 10),
+                "signature": "nrefs:1|sig"}
+
+    monkeypatch.setattr(train, "run", run_with_time)
+    monkeypatch.setattr(compare, "evaluate_translator", gains)
+    for name in "abc":
+        (tmp_path / f"config_{name}.yaml").write_text(yaml.safe_dump({"base": "config.yaml", "max_steps": 7}))
+    variants = [arg for name in "abc" for arg in ("--variant", str(tmp_path / f"config_{name}.yaml"))]
+    main(["compare", str(tmp_path / "config.yaml"), "--seeds", "1,2", *variants])
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| lang | rows | single BLEU |" not in text  # no column per run
+    assert "| model | BLEU de | BLEU fr | BLEU mean | chrF de | chrF fr | chrF mean | s/step | × step |" in text
+    assert "| single | 11.50 ± 0.71 | 11.50 ± 0.71 | 11.50 ± 0.71 | 31.50 ± 0.71 |" in text
+    assert "| 3.000 | 1.00× |" in text.split("| mtl |")[1].splitlines()[0]  # (2 + 4) / 2
+    assert text.split("| a |")[1].splitlines()[0].endswith("| 4.500 | 1.50× |")
+    assert text.split("| b |")[1].splitlines()[0].endswith("| 4.000 | 1.33× |")  # seed 1 only
+    assert text.split("| c |")[1].splitlines()[0].endswith("| – | – |")
+    assert ("| run | Δ BLEU de | Δ BLEU fr | Δ BLEU mean | Δ chrF de | Δ chrF fr | Δ chrF mean | below single |"
+            in text)
+    assert "| a | +3.00 ± 1.41 | +0.00 ± 0.00 | +1.50 ± 0.71 | +3.00 ± 1.41 | +0.00 ± 0.00 | +1.50 ± 0.71 | none |" in text
+    assert "| b | -1.50 ± 0.71 | +1.50 ± 0.71 | +0.00 ± 0.00 |" in text
+    assert text.split("| b |")[2].splitlines()[0].endswith("| de |")  # the deltas' row of b: de below single
+    assert "mtl: Negative transfer (mean Δ BLEU below 0) for: fr (-1.50 ± 0.71, below in 2 of 2 seeds)." in text
+    assert (tmp_path / "cmp" / "comparison_delta.png").read_bytes()[:4] == b"\x89PNG"
