@@ -193,29 +193,38 @@ def table_rows(report: dict) -> list[dict]:
 
 
 def write_report(report: dict, root: Path) -> None:
-    """comparison.json, comparison.md (table with deltas) and comparison.png (grouped bars of BLEU)."""
+    """comparison.json, comparison.md (table with deltas) and comparison.png (grouped bars of BLEU); with more than
+    `WIDE_RUNS` multi-task runs, comparison.md has a row per run and comparison_delta.png draws their deltas."""
     root.mkdir(parents=True, exist_ok=True)
     (root / "comparison.json").write_text(json.dumps(report, indent=2, ensure_ascii=False))
     rows = table_rows(report)
     multi = [k for k in rows[0] if k not in ("lang", "n", "single")]
-    head = ["lang", "rows", "single BLEU", *(f"{m} BLEU (Δ)" for m in multi), "single chrF",
-            *(f"{m} chrF (Δ)" for m in multi)]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for r in rows:
-        cells = [r["lang"], str(r["n"]), f"{r['single'][0]:.2f}"]
-        cells += [f"{r[m][0]:.2f} ({r[m][0] - r['single'][0]:+.2f})" for m in multi]
-        cells += [f"{r['single'][1]:.2f}"] + [f"{r[m][1]:.2f} ({r[m][1] - r['single'][1]:+.2f})" for m in multi]
-        lines.append("| " + " | ".join(cells) + " |")
+    if len(multi) > WIDE_RUNS:
+        runs = seed_table([rows])  # one seed: no std
+        tables = run_seed_tables(runs, multi, report["seconds_per_step"])
+        plot_deltas(runs, multi, root / "comparison_delta.png")
+    else:
+        head = ["lang", "rows", "single BLEU", *(f"{m} BLEU (Δ)" for m in multi), "single chrF",
+                *(f"{m} chrF (Δ)" for m in multi)]
+        body = []
+        for r in rows:
+            cells = [r["lang"], str(r["n"]), f"{r['single'][0]:.2f}"]
+            cells += [f"{r[m][0]:.2f} ({r[m][0] - r['single'][0]:+.2f})" for m in multi]
+            cells += [f"{r['single'][1]:.2f}"] + [f"{r[m][1]:.2f} ({r[m][1] - r['single'][1]:+.2f})" for m in multi]
+            body.append(cells)
+        tables = [markdown(head, body)]
     signature = next(iter(report["scores"].values()))["signature"]
     worse = [r["lang"] for r in rows[:-1] if r[multi[0]][0] < r["single"][0]]
     verdict = (f"Negative transfer (multi-task below single-task BLEU) for: {', '.join(worse)}." if worse
                else "The multi-task model matches or beats the single-task models on every language.")
+    if len(multi) > 1:
+        verdict = f"{multi[0]}: {verdict}"
     text = [
         "# Multi-task vs single-task\n",
         f"{report['max_steps']} optimizer steps of batch {report['batch_size']} for every model; each single-task "
         f"model trains on the rows that have its language. Test: the same {report['test_rows']} rows for all models "
         f"(a language is scored on its rows with a reference).\n",
-        "\n".join(lines) + "\n",
+        *tables,
         verdict + "\n",
         f"BLEU signature: `{signature}`\n",
         f"Training wall time (s): {json.dumps(report['train_seconds'])}\n" if report["train_seconds"] else "",
@@ -225,9 +234,16 @@ def write_report(report: dict, root: Path) -> None:
 
 
 def spread(values: list[float]) -> dict:
-    """Mean and sample standard deviation (n - 1) of per-seed values, and the values, in seed order."""
-    return {"mean": round(statistics.mean(values), 2), "std": round(statistics.stdev(values), 2),
+    """Mean and sample standard deviation (n - 1; None for one seed) of per-seed values, and the values, in seed
+    order."""
+    return {"mean": round(statistics.mean(values), 2),
+            "std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
             "per_seed": [round(v, 2) for v in values]}
+
+
+def mean_std(value: dict, sign: str = "") -> str:
+    """`spread`'s mean ± std ("12.30 ± 0.40"; one seed: "12.30"); sign "+": signed, for deltas."""
+    return f"{value['mean']:{sign}.2f}" + (f" ± {value['std']:.2f}" if value["std"] is not None else "")
 
 
 def seed_table(tables: list[list[dict]]) -> list[dict]:
@@ -297,8 +313,8 @@ def wide_seed_table(rows: list[dict], multi: list[str]) -> list[str]:
     for r in rows:
         cells = [r["lang"], str(r["n"])]
         for metric in METRICS:
-            cells += [f"{r[name][metric]['mean']:.2f} ± {r[name][metric]['std']:.2f}" for name in ("single", *multi)]
-            cells += [f"{r['delta'][m][metric]['mean']:+.2f} ± {r['delta'][m][metric]['std']:.2f}" for m in multi]
+            cells += [mean_std(r[name][metric]) for name in ("single", *multi)]
+            cells += [mean_std(r["delta"][m][metric], "+") for m in multi]
         body.append(cells)
     return [markdown(head, body)]
 
@@ -312,7 +328,7 @@ def run_seed_tables(rows: list[dict], multi: list[str], seconds: dict) -> list[s
     head = ["model", *(f"BLEU {lang}" for lang in langs), *(f"chrF {lang}" for lang in langs), "s/step", "× step"]
     body = []
     for name in ("single", *multi):
-        cells = [name] + [f"{r[name][m]['mean']:.2f} ± {r[name][m]['std']:.2f}" for m in METRICS for r in rows]
+        cells = [name] + [mean_std(r[name][m]) for m in METRICS for r in rows]
         if name == "single":  # one model per language: its step is a one-language step
             cells += ["–", "–"]
         else:
@@ -323,8 +339,7 @@ def run_seed_tables(rows: list[dict], multi: list[str], seconds: dict) -> list[s
     head = ["run", *(f"Δ BLEU {lang}" for lang in langs), *(f"Δ chrF {lang}" for lang in langs), "below single"]
     body = []
     for name in multi:
-        cells = [name] + [f"{r['delta'][name][m]['mean']:+.2f} ± {r['delta'][name][m]['std']:.2f}"
-                          for m in METRICS for r in rows]
+        cells = [name] + [mean_std(r["delta"][name][m], "+") for m in METRICS for r in rows]
         below = [r["lang"] for r in rows[:-1] if r["delta"][name]["bleu"]["mean"] < 0]
         body.append(cells + [", ".join(below) or "none"])
     return [scores, markdown(head, body)]
@@ -337,14 +352,16 @@ def plot_deltas(rows: list[dict], runs: list[str], path: Path) -> None:
     ys = range(len(runs))
     for ax, r in zip(axes, rows):
         means = [r["delta"][name]["bleu"]["mean"] for name in runs]
-        ax.barh(ys, means, xerr=[r["delta"][name]["bleu"]["std"] for name in runs], capsize=2,
+        stds = [r["delta"][name]["bleu"]["std"] for name in runs]
+        ax.barh(ys, means, xerr=None if None in stds else stds, capsize=2,
                 color=["tab:green" if m >= 0 else "tab:red" for m in means])
         ax.axvline(0, color="black", linewidth=0.8)
         ax.set_title(r["lang"])
         ax.set_xlabel("Δ BLEU")
     axes[0].set_yticks(ys, runs)
     axes[0].invert_yaxis()  # the runs top to bottom in the order given
-    fig.suptitle("multi-task minus single-task BLEU, mean ± std over seeds")
+    seeds = len(rows[0]["delta"][runs[0]]["bleu"]["per_seed"])
+    fig.suptitle("multi-task minus single-task BLEU" + (f", mean ± std over {seeds} seeds" if seeds > 1 else ""))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

@@ -46,6 +46,8 @@ def test_compare_cli_trains_scores_and_reuses_runs(corpus_dir, encoder_path, tmp
     report = json.loads((root / "comparison.json").read_text())
     assert set(report["scores"]) == {"single-de", "single-fr", "single-es", "mtl", "uncertainty"}
     assert set(report["train_seconds"]) == set(report["scores"]) and report["max_steps"] == 2
+    assert set(report["seconds_per_step"]) == set(report["scores"])  # each run's train_results.json
+    assert all(seconds > 0 for seconds in report["seconds_per_step"].values())
     assert set(report["scores"]["single-fr"]["bleu"]) == {"fr"}
     for lang in ("de", "fr", "es"):  # every model scored on the same rows
         assert report["scores"][f"single-{lang}"]["n"][lang] == report["scores"]["mtl"]["n"][lang] == 15

@@ -210,3 +210,7 @@ def test_a_methods_study_has_a_row_per_run_with_its_step_time(tmp_path, fake_tra
     assert text.split("| b |")[2].splitlines()[0].endswith("| de |")  # the deltas' row of b: de below single
     assert "mtl: Negative transfer (mean Δ BLEU below 0) for: fr (-1.50 ± 0.71, below in 2 of 2 seeds)." in text
     assert (tmp_path / "cmp" / "comparison_delta.png").read_bytes()[:4] == b"\x89PNG"
+    seed_2 = (tmp_path / "cmp" / "seed_2" / "comparison.md").read_text()  # one seed's own report: no std
+    assert "| b | 10.00 | 14.00 | 12.00 | 30.00 | 34.00 | 32.00 | – | – |" in seed_2  # its train_results.json: none
+    assert "| a | +4.00 | +0.00 | +2.00 | +4.00 | +0.00 | +2.00 | none |" in seed_2
+    assert (tmp_path / "cmp" / "seed_2" / "comparison_delta.png").read_bytes()[:4] == b"\x89PNG"
