@@ -132,7 +132,7 @@ def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, row
     report = {"languages": recipe.data.target_langs, "max_steps": recipe.training.max_steps,
               "batch_size": recipe.training.per_device_train_batch_size, "test_rows": len(rows),
               "train_seconds": seconds, "scores": scores, "output_dir": str(root),
-              "seconds_per_step": {name: step_time(Path(run_recipe.training.output_dir)) for name, run_recipe in runs.items()}}
+              "seconds_per_step": {name: step_time(Path(run.training.output_dir)) for name, run in runs.items()}}
     write_report(report, root)
     return report
 
@@ -333,7 +333,8 @@ def run_seed_tables(rows: list[dict], multi: list[str], seconds: dict) -> list[s
             cells += ["–", "–"]
         else:
             step = seconds.get(name)
-            cells += [f"{step:.3f}" if step else "–", f"{step / base:.2f}×" if step and base else "–"]
+            cells += [f"{step:.3f}" if step is not None else "–",
+                      f"{step / base:.2f}×" if step is not None and base else "–"]
         body.append(cells)
     scores = markdown(head, body)
     head = ["run", *(f"Δ BLEU {lang}" for lang in langs), *(f"Δ chrF {lang}" for lang in langs), "below single"]

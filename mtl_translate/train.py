@@ -603,11 +603,11 @@ def dump_gradients(accelerator: Accelerator, model, step: int) -> None:
                   path)
 
 
-def train_results(trainer: Trainer, accelerator: Accelerator) -> dict:
+def train_results(trainer: Trainer) -> dict:
     """This process's training time, as transformers' Trainer names it (`train_runtime`: the whole loop, validation
     and checkpoints included; steps since the start or the resume), and `seconds_per_step`: the mean time inside an
     optimizer step (forward, backward, loss weighting, optimizer), which is what a method's cost changes."""
-    timing = trainer.timing
+    timing, accelerator = trainer.timing, trainer.accelerator
     return {"train_runtime": round(timing["train_runtime"], 2), "train_steps": timing["train_steps"],
             "train_steps_per_second": round(timing["train_steps"] / timing["train_runtime"], 3),
             "seconds_per_step": round(timing["step_seconds"] / timing["train_steps"], 4),
@@ -720,7 +720,7 @@ def train_and_test(recipe: Recipe) -> dict:
         recipe.save(Path(t.output_dir, "recipe.yaml"))
         Path(t.output_dir, "trainer_state.json").write_text(json.dumps(trainer.state, indent=2))
         if trainer.timing["train_steps"]:  # a run resumed at max_steps trained nothing: its earlier file stays
-            Path(t.output_dir, TRAIN_RESULTS_FILE).write_text(json.dumps(train_results(trainer, accelerator), indent=2))
+            Path(t.output_dir, TRAIN_RESULTS_FILE).write_text(json.dumps(train_results(trainer), indent=2))
     if data.test_split:
         best = Translator.from_pretrained(t.output_dir, device=str(accelerator.device))
         results = {**evaluate_translator(best, evals[data.test_split], data.source_lang, trained_languages(recipe),
