@@ -22,6 +22,7 @@ from pathlib import Path
 import yaml
 
 from .configs import Recipe, key_defaults, load_recipe
+from .conflict import conflict_summary
 from .data.loading import load_splits, sample_rows
 from .evaluation import evaluate_translator
 from .outputs import SCORES_FILE, TRAIN_RESULTS_FILE  # in each run folder: its scores on the comparison's rows
@@ -91,6 +92,7 @@ def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, re
               "signature": next(iter(first["scores"].values()))["signature"],
               "train_seconds": {str(seed): r["train_seconds"] for seed, r in zip(seeds, reports)},
               "seconds_per_step": seed_step_times([r["seconds_per_step"] for r in reports]),
+              "gradient_conflict": seed_conflicts([r["gradient_conflict"] for r in reports]),
               "table": seed_table([table_rows(r) for r in reports]), "output_dir": str(root)}
     write_seed_report(report, root)
     return report
@@ -133,6 +135,9 @@ def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, row
               "batch_size": recipe.training.per_device_train_batch_size, "test_rows": len(rows),
               "train_seconds": seconds, "scores": scores, "output_dir": str(root),
               "seconds_per_step": {name: step_time(Path(run.training.output_dir)) for name, run in runs.items()}}
+    conflicts = {name: conflict_summary(history(Path(run.training.output_dir)), recipe.data.target_langs)
+                 for name, run in runs.items() if not name.startswith("single-")}
+    report["gradient_conflict"] = {name: summary for name, summary in conflicts.items() if summary}
     write_report(report, root)
     return report
 
@@ -166,6 +171,32 @@ def step_time(folder: Path) -> float | None:
         return float(json.loads((folder / TRAIN_RESULTS_FILE).read_text())["seconds_per_step"])
     except (OSError, ValueError, KeyError, TypeError):
         return None
+
+
+def history(folder: Path) -> list[dict]:
+    """The run's logged steps (trainer_state.json); [] when it has none readable."""
+    try:
+        return list(json.loads((folder / "trainer_state.json").read_text())["history"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return []
+
+
+def seed_conflicts(per_seed: list[dict]) -> dict:
+    """Each seed's {run: conflict_summary} -> {run: per pair the mean cosine's spread over the seeds that logged it
+    and the mean share of negative steps, per language the norm's spread}."""
+    out = {}
+    for name in dict.fromkeys(name for conflicts in per_seed for name in conflicts):
+        logged = [conflicts[name] for conflicts in per_seed if name in conflicts]
+        pairs = list(dict.fromkeys(pair for one in logged for pair in one["cosine"]))
+        out[name] = {
+            "cosine": {pair: spread([one["cosine"][pair] for one in logged if pair in one["cosine"]], 3)
+                       for pair in pairs},
+            "negative": {pair: round(statistics.mean(one["negative"][pair] for one in logged
+                                                     if pair in one["negative"]), 3) for pair in pairs},
+            "norm": {lang: spread([one["norm"][lang] for one in logged if lang in one["norm"]], 4)
+                     for lang in dict.fromkeys(lang for one in logged for lang in one["norm"])},
+            "seeds": len(logged)}
+    return out
 
 
 def seed_step_times(per_seed: list[dict]) -> dict:
@@ -213,6 +244,7 @@ def write_report(report: dict, root: Path) -> None:
             cells += [f"{r['single'][1]:.2f}"] + [f"{r[m][1]:.2f} ({r[m][1] - r['single'][1]:+.2f})" for m in multi]
             body.append(cells)
         tables = [markdown(head, body)]
+    tables += conflict_tables(seed_conflicts([report["gradient_conflict"]]))
     signature = next(iter(report["scores"].values()))["signature"]
     worse = [r["lang"] for r in rows[:-1] if r[multi[0]][0] < r["single"][0]]
     verdict = (f"Negative transfer (multi-task below single-task BLEU) for: {', '.join(worse)}." if worse
@@ -233,17 +265,17 @@ def write_report(report: dict, root: Path) -> None:
     plot(rows, ["single", *multi], root / "comparison.png")
 
 
-def spread(values: list[float]) -> dict:
+def spread(values: list[float], digits: int = 2) -> dict:
     """Mean and sample standard deviation (n - 1; None for one seed) of per-seed values, and the values, in seed
-    order."""
-    return {"mean": round(statistics.mean(values), 2),
-            "std": round(statistics.stdev(values), 2) if len(values) > 1 else None,
-            "per_seed": [round(v, 2) for v in values]}
+    order, rounded to `digits`."""
+    return {"mean": round(statistics.mean(values), digits),
+            "std": round(statistics.stdev(values), digits) if len(values) > 1 else None,
+            "per_seed": [round(v, digits) for v in values]}
 
 
-def mean_std(value: dict, sign: str = "") -> str:
+def mean_std(value: dict, sign: str = "", digits: int = 2) -> str:
     """`spread`'s mean ± std ("12.30 ± 0.40"; one seed: "12.30"); sign "+": signed, for deltas."""
-    return f"{value['mean']:{sign}.2f}" + (f" ± {value['std']:.2f}" if value["std"] is not None else "")
+    return f"{value['mean']:{sign}.{digits}f}" + (f" ± {value['std']:.{digits}f}" if value["std"] is not None else "")
 
 
 def seed_table(tables: list[list[dict]]) -> list[dict]:
@@ -270,6 +302,7 @@ def write_seed_report(report: dict, root: Path) -> None:
     multi = list(rows[0]["delta"])
     tables = wide_seed_table(rows, multi) if len(multi) <= WIDE_RUNS else run_seed_tables(rows, multi,
                                                                                          report["seconds_per_step"])
+    tables += conflict_tables(report["gradient_conflict"])
     worse = [(r["lang"], r["delta"][multi[0]]["bleu"]) for r in rows[:-1] if r["delta"][multi[0]]["bleu"]["mean"] < 0]
     verdict = f"The multi-task model matches or beats the single-task models on every language (mean over {n} seeds)."
     if worse:
@@ -344,6 +377,26 @@ def run_seed_tables(rows: list[dict], multi: list[str], seconds: dict) -> list[s
         below = [r["lang"] for r in rows[:-1] if r["delta"][name]["bleu"]["mean"] < 0]
         body.append(cells + [", ".join(below) or "none"])
     return [scores, markdown(head, body)]
+
+
+def conflict_tables(conflicts: dict) -> list[str]:
+    """A row per run that logged its gradients (`log_gradient_conflict`): per pair of languages the cosine at the
+    shared encoder output, mean over training (± std over seeds), and how often it was below 0; each language's
+    gradient norm. [] when no run logged them."""
+    if not conflicts:
+        return []
+    pairs = list(dict.fromkeys(pair for one in conflicts.values() for pair in one["cosine"]))
+    langs = list(dict.fromkeys(lang for one in conflicts.values() for lang in one["norm"]))
+    head = ["run", *(f"cos {pair}" for pair in pairs), *(f"norm {lang}" for lang in langs)]
+    body = [[name, *(f"{mean_std(one['cosine'][pair], '+', 3)} ({one['negative'][pair]:.0%} < 0)"
+                     if pair in one["cosine"] else "–" for pair in pairs),
+             *(mean_std(one["norm"][lang], digits=4) if lang in one["norm"] else "–" for lang in langs)]
+            for name, one in conflicts.items()]
+    note = ("Gradients at the shared encoder output (`log_gradient_conflict`): per pair of languages the cosine "
+            "between their loss gradients, averaged over the logged steps (mean ± std over the seeds; in brackets "
+            "the share of logged steps where it was below 0, the two pulling the encoder apart), then each "
+            "language's gradient norm.\n")
+    return [note, markdown(head, body)]
 
 
 def plot_deltas(rows: list[dict], runs: list[str], path: Path) -> None:

@@ -37,3 +37,19 @@ def gradient_conflict(output, labels: dict[str, torch.Tensor], langs: list[str])
     values.update({f"grad_cos_{a}_{b}": F.cosine_similarity(grads[a], grads[b], dim=0)
                    for a, b in combinations(present, 2)})
     return dict(zip(values, torch.stack(list(values.values())).tolist())) if values else {}
+
+
+def conflict_summary(history: list[dict], langs: list[str]) -> dict:
+    """What a run's logged gradients (trainer_state.json's `history`) say over its whole training: per pair of
+    languages ("de/fr") the mean cosine and the share of logged steps where it was below 0, per language the mean
+    norm. {} for a run that logged none (`log_gradient_conflict` off, or a sharing mode without one encoder output)."""
+    pairs = {f"{a}/{b}": [e[f"train/grad_cos_{a}_{b}"] for e in history if f"train/grad_cos_{a}_{b}" in e]
+             for a, b in combinations(langs, 2)}
+    norms = {lang: [e[f"train/grad_norm_{lang}"] for e in history if f"train/grad_norm_{lang}" in e] for lang in langs}
+    pairs = {pair: values for pair, values in pairs.items() if values}
+    if not pairs:
+        return {}
+    return {"cosine": {pair: sum(values) / len(values) for pair, values in pairs.items()},
+            "negative": {pair: sum(v < 0 for v in values) / len(values) for pair, values in pairs.items()},
+            "norm": {lang: sum(values) / len(values) for lang, values in norms.items() if values},
+            "logged_steps": max(len(values) for values in pairs.values())}

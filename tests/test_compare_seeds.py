@@ -214,3 +214,39 @@ def test_a_methods_study_has_a_row_per_run_with_its_step_time(tmp_path, fake_tra
     assert "| b | 10.00 | 14.00 | 12.00 | 30.00 | 34.00 | 32.00 | – | – |" in seed_2  # its train_results.json: none
     assert "| a | +4.00 | +0.00 | +2.00 | +4.00 | +0.00 | +2.00 | none |" in seed_2
     assert (tmp_path / "cmp" / "seed_2" / "comparison_delta.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_logged_gradient_conflicts_are_summarised_per_run(tmp_path, fake_training, capsys, monkeypatch):
+    """A run that logged its gradients gets a row: per pair the mean cosine over its logged steps (± std over
+    seeds) and the share of steps below 0, per language the mean norm; a run that logged none gets no row."""
+    trained_by_fake = train.run
+    cosines = {1: [0.2, -0.1, 0.05, 0.05], 2: [0.4, 0.2, -0.3, 0.1]}  # seed -> the logged cos de/fr: means 0.05, 0.10
+
+    def run_with_history(recipe):
+        trained_by_fake(recipe)
+        out, seed = Path(recipe.training.output_dir), recipe.training.seed
+        logs = [{"step": 25 * i, "train/loss": 1.0} for i in range(1, 5)]
+        if out.name == "mtl":
+            for i, entry in enumerate(logs):
+                entry.update({"train/grad_cos_de_fr": cosines[seed][i], "train/grad_norm_de": 0.01 * seed,
+                              "train/grad_norm_fr": 0.02})
+            logs.append({"step": 100, "validation": {"bleu": {}}})
+        (out / "trainer_state.json").write_text(json.dumps({"step": 100, "history": logs}))
+
+    monkeypatch.setattr(train, "run", run_with_history)
+    scores = compare.evaluate_translator  # `plain` scores as mtl does
+    monkeypatch.setattr(compare, "evaluate_translator", lambda folder, *args, **kwargs: scores(
+        str(folder).replace("plain", "mtl"), *args, **kwargs))
+    (tmp_path / "config_plain.yaml").write_text(yaml.safe_dump({"base": "config.yaml", "max_steps": 7}))
+    main(["compare", str(tmp_path / "config.yaml"), "--seeds", "1,2", "--variant", str(tmp_path / "config_plain.yaml")])
+    report = json.loads((tmp_path / "cmp" / "comparison.json").read_text())
+    assert list(report["gradient_conflict"]) == ["mtl"]  # `plain` and the single-task models logged none
+    mtl = report["gradient_conflict"]["mtl"]
+    assert mtl["cosine"]["de/fr"] == {"mean": 0.075, "std": 0.035, "per_seed": [0.05, 0.1]}
+    assert mtl["negative"] == {"de/fr": 0.25}  # 1 of 4 logged steps in each seed
+    assert mtl["norm"]["de"]["per_seed"] == [0.01, 0.02]
+    text = (tmp_path / "cmp" / "comparison.md").read_text()
+    assert "| run | cos de/fr | norm de | norm fr |" in text
+    assert "| mtl | +0.075 ± 0.035 (25% < 0) | 0.0150 ± 0.0071 | 0.0200 ± 0.0000 |" in text
+    seed_1 = (tmp_path / "cmp" / "seed_1" / "comparison.md").read_text()
+    assert "| mtl | +0.050 (25% < 0) | 0.0100 | 0.0200 |" in seed_1

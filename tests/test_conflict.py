@@ -9,7 +9,7 @@ from safetensors.torch import load_file
 
 from mtl_translate import MTLTranslationModel
 from mtl_translate.configs import load_recipe
-from mtl_translate.conflict import conflict_keys, gradient_conflict
+from mtl_translate.conflict import conflict_keys, conflict_summary, gradient_conflict
 from mtl_translate.data.collator import MultiTargetCollator
 from mtl_translate.train import run
 
@@ -109,3 +109,17 @@ def test_training_logs_the_cosines_at_logging_steps_and_trains_the_same_model(co
     assert not any(k.startswith("train/grad_") for h in plain for k in h)
     assert [h["train/loss"] for h in plain] == [h["train/loss"] for h in logged]  # measuring changes nothing
     assert all(torch.equal(plain_weights[k], weights[k]) for k in weights)
+
+
+def test_conflict_summary_reads_the_logged_steps_by_language_code():
+    """Pairs are found by the run's language codes, so a code with an underscore (pt_BR) is not split; steps that
+    logged no gradients (validation entries) are not counted; a run without any gives {}."""
+    history = [{"step": 1, "train/grad_cos_pt_BR_de": -0.5, "train/grad_norm_pt_BR": 0.2, "train/grad_norm_de": 0.1},
+               {"step": 2, "train/grad_cos_pt_BR_de": 0.1, "train/grad_norm_pt_BR": 0.4, "train/grad_norm_de": 0.3},
+               {"step": 2, "validation": {"bleu": {}}}]
+    summary = conflict_summary(history, ["pt_BR", "de"])
+    assert summary["cosine"] == {"pt_BR/de": pytest.approx(-0.2)}
+    assert summary["negative"] == {"pt_BR/de": 0.5}
+    assert summary["norm"] == {"pt_BR": pytest.approx(0.3), "de": pytest.approx(0.2)}
+    assert summary["logged_steps"] == 2
+    assert conflict_summary([{"step": 1, "train/loss": 2.0}], ["pt_BR", "de"]) == {}
