@@ -51,6 +51,11 @@ def recipe_changes(run_dir: Path, recipe: Recipe) -> dict[str, tuple]:
             for key in sorted((saved.keys() | asked.keys()) - NON_MODEL_KEYS) if saved.get(key) != asked.get(key)}
 
 
+def listed(changes: dict[str, tuple]) -> str:
+    """`recipe_changes` as "key: old -> new; ..."."""
+    return "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items())
+
+
 def single_task_recipe(recipe: Recipe, lang: str, output_dir: Path) -> Recipe:
     single = copy.deepcopy(recipe)
     single.data.target_langs = [lang]
@@ -71,10 +76,12 @@ def comparison_rows(recipe: Recipe) -> list[dict]:
 
 
 def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, retrain: bool = False,
-                   seeds: list[int] | None = None) -> dict:
+                   seeds: list[int] | None = None, baselines: str | None = None) -> dict:
     """Train every model, score all on the same rows, report. A run whose folder has results from the same recipe
     (up to `NON_MODEL_KEYS`) is reused; one trained with another recipe is retrained, saying which keys differ.
-    `seeds`: every model once per seed, in `<output_dir>/seed_<s>/`, and a table of mean ± std over seeds."""
+    `seeds`: every model once per seed, in `<output_dir>/seed_<s>/`, and a table of mean ± std over seeds.
+    `baselines`: another comparison's output_dir whose single-task models are used where they were trained with the
+    same recipe (its `single-<lang>/`, per seed `seed_<s>/single-<lang>/`), read there, never written over."""
     if not recipe.data.test_split:
         raise ValueError("compare scores every model on the test split: set test_split (it is null).")
     if seeds is not None and (len(seeds) < 2 or len(set(seeds)) < len(seeds)):
@@ -82,15 +89,16 @@ def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, re
                          "for one run with another seed, set --seed instead.")
     rows = comparison_rows(recipe)  # the recipe's seed draws them: every seed's models are scored on the same rows
     if seeds is None:
-        return compare_once(recipe, variants or {}, retrain, rows)
+        return compare_once(recipe, variants or {}, retrain, rows, baselines and Path(baselines))
     root = Path(recipe.training.output_dir)
-    reports = [compare_once(*with_seed(recipe, variants or {}, seed, root / f"seed_{seed}"), retrain, rows)
-               for seed in seeds]
+    reports = [compare_once(*with_seed(recipe, variants or {}, seed, root / f"seed_{seed}"), retrain, rows,
+                            baselines and Path(baselines, f"seed_{seed}")) for seed in seeds]
     first = reports[0]
     report = {"seeds": seeds, "languages": first["languages"], "max_steps": first["max_steps"],
               "batch_size": first["batch_size"], "test_rows": first["test_rows"],
               "signature": next(iter(first["scores"].values()))["signature"],
               "train_seconds": {str(seed): r["train_seconds"] for seed, r in zip(seeds, reports)},
+              "reused": {str(seed): r["reused"] for seed, r in zip(seeds, reports) if r["reused"]},
               "seconds_per_step": seed_step_times([r["seconds_per_step"] for r in reports]),
               "gradient_conflict": seed_conflicts([r["gradient_conflict"] for r in reports]),
               "table": seed_table([table_rows(r) for r in reports]), "output_dir": str(root)}
@@ -107,8 +115,10 @@ def with_seed(recipe: Recipe, variants: dict[str, Recipe], seed: int, folder: Pa
     return recipe, variants
 
 
-def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, rows: list[dict]) -> dict:
-    """One model per variant and language, trained (or reused) under the recipe's output_dir and scored on `rows`."""
+def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, rows: list[dict],
+                 baselines: Path | None = None) -> dict:
+    """One model per variant and language, trained (or reused) under the recipe's output_dir and scored on `rows`;
+    a single-task model not there yet is taken from `baselines` when trained there with the same recipe."""
     from .train import run
 
     root = Path(recipe.training.output_dir)
@@ -116,24 +126,32 @@ def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, row
     for name, variant in {"mtl": recipe, **variants}.items():
         runs[name] = copy.deepcopy(variant)
         runs[name].training.output_dir, runs[name].training.push_to_hub = str(root / name), False
-    seconds = {}
+    seconds, reused = {}, {}
     for name, run_recipe in runs.items():
         folder = Path(run_recipe.training.output_dir)
+        other = baselines / name if baselines is not None and name.startswith("single-") else None
+        if not retrain and other and not (folder / "eval_results.json").exists() \
+                and (other / "eval_results.json").exists():
+            changes = recipe_changes(other, run_recipe)
+            if not changes:
+                run_recipe.training.output_dir = reused[name] = str(other)  # scored and timed there
+                continue
+            print(f"compare: training {name} here: {other} was trained with another recipe ({listed(changes)})")
         if not retrain and (folder / "eval_results.json").exists():
             changes = recipe_changes(folder, run_recipe)
             if not changes:
                 continue
-            print(f"compare: retraining {name}: {folder} was trained with another recipe ("
-                  + "; ".join(f"{key}: {old!r} -> {new!r}" for key, (old, new) in changes.items()) + ")")
+            print(f"compare: retraining {name}: {folder} was trained with another recipe ({listed(changes)})")
         run_recipe.training.overwrite_output_dir = True  # the folder is this comparison's own
         start = time.monotonic()
         run(run_recipe)
         seconds[name] = round(time.monotonic() - start)
     scores = {name: scores_of(Path(run_recipe.training.output_dir), rows, recipe.data.source_lang,
-                              recipe.training.per_device_eval_batch_size) for name, run_recipe in runs.items()}
+                              recipe.training.per_device_eval_batch_size, write=name not in reused)
+              for name, run_recipe in runs.items()}
     report = {"languages": recipe.data.target_langs, "max_steps": recipe.training.max_steps,
               "batch_size": recipe.training.per_device_train_batch_size, "test_rows": len(rows),
-              "train_seconds": seconds, "scores": scores, "output_dir": str(root),
+              "train_seconds": seconds, "scores": scores, "output_dir": str(root), "reused": reused,
               "seconds_per_step": {name: step_time(Path(run.training.output_dir)) for name, run in runs.items()}}
     conflicts = {name: conflict_summary(history(Path(run.training.output_dir)), recipe.data.target_langs)
                  for name, run in runs.items() if not name.startswith("single-")}
@@ -142,10 +160,10 @@ def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, row
     return report
 
 
-def scores_of(folder: Path, rows: list[dict], source_lang: str, batch_size: int) -> dict:
+def scores_of(folder: Path, rows: list[dict], source_lang: str, batch_size: int, write: bool = True) -> dict:
     """The model's scores on `rows`: from its `compare_scores.json` when that holds them for the same rows, settings
-    and model files (sizes and modification times), else scored now and written there. Adding a variant or a seed to
-    a comparison then scores only the models it trains."""
+    and model files (sizes and modification times), else scored now and written there (`write`: not in another
+    comparison's folder). Adding a variant or a seed to a comparison then scores only the models it trains."""
     patterns = ("*.safetensors", "generation_config.json", "config.json")
     files = [path for pattern in patterns for path in folder.glob(pattern)]
     stamp = sorted([path.name, path.stat().st_size, path.stat().st_mtime_ns] for path in files)
@@ -159,7 +177,7 @@ def scores_of(folder: Path, rows: list[dict], source_lang: str, batch_size: int)
     except (OSError, ValueError, KeyError, TypeError):
         pass  # no cache or a damaged one: score again
     scores = evaluate_translator(Translator.from_pretrained(str(folder)), rows, source_lang, batch_size=batch_size)
-    if stamp:
+    if stamp and write:
         cache.write_text(json.dumps({"key": key, "scores": scores}, ensure_ascii=False))
     return scores
 
@@ -244,7 +262,7 @@ def write_report(report: dict, root: Path) -> None:
             cells += [f"{r['single'][1]:.2f}"] + [f"{r[m][1]:.2f} ({r[m][1] - r['single'][1]:+.2f})" for m in multi]
             body.append(cells)
         tables = [markdown(head, body)]
-    tables += conflict_tables(seed_conflicts([report["gradient_conflict"]]))
+    tables += conflict_tables(seed_conflicts([report.get("gradient_conflict", {})]))
     signature = next(iter(report["scores"].values()))["signature"]
     worse = [r["lang"] for r in rows[:-1] if r[multi[0]][0] < r["single"][0]]
     verdict = (f"Negative transfer (multi-task below single-task BLEU) for: {', '.join(worse)}." if worse
@@ -260,9 +278,16 @@ def write_report(report: dict, root: Path) -> None:
         verdict + "\n",
         f"BLEU signature: `{signature}`\n",
         f"Training wall time (s): {json.dumps(report['train_seconds'])}\n" if report["train_seconds"] else "",
+        reused_note(list(report.get("reused", {}).values())),
     ]
     (root / "comparison.md").write_text("\n".join(t for t in text if t))
     plot(rows, ["single", *multi], root / "comparison.png")
+
+
+def reused_note(folders: list[str]) -> str:
+    """The line naming the single-task models taken from another comparison (`baselines`); "" when none."""
+    return ("Single-task models of another comparison, trained with the same recipe (`--baselines`): "
+            + ", ".join(f"`{folder}`" for folder in folders) + "\n") if folders else ""
 
 
 def spread(values: list[float], digits: int = 2) -> dict:
@@ -302,7 +327,7 @@ def write_seed_report(report: dict, root: Path) -> None:
     multi = list(rows[0]["delta"])
     tables = wide_seed_table(rows, multi) if len(multi) <= WIDE_RUNS else run_seed_tables(rows, multi,
                                                                                          report["seconds_per_step"])
-    tables += conflict_tables(report["gradient_conflict"])
+    tables += conflict_tables(report.get("gradient_conflict", {}))
     worse = [(r["lang"], r["delta"][multi[0]]["bleu"]) for r in rows[:-1] if r["delta"][multi[0]]["bleu"]["mean"] < 0]
     verdict = f"The multi-task model matches or beats the single-task models on every language (mean over {n} seeds)."
     if worse:
@@ -321,8 +346,9 @@ def write_seed_report(report: dict, root: Path) -> None:
         *tables,
         verdict + "\n",
         f"BLEU signature: `{report['signature']}`\n",
+        reused_note([folder for one in report.get("reused", {}).values() for folder in one.values()]),
     ]
-    (root / "comparison.md").write_text("\n".join(text))
+    (root / "comparison.md").write_text("\n".join(t for t in text if t))
     runs = ["single", *multi]
     plot([{"lang": r["lang"], **{name: (r[name]["bleu"]["mean"],) for name in runs}} for r in rows], runs,
          root / "comparison.png", errors={name: [r[name]["bleu"]["std"] for r in rows] for name in runs})

@@ -250,3 +250,32 @@ def test_logged_gradient_conflicts_are_summarised_per_run(tmp_path, fake_trainin
     assert "| mtl | +0.075 ± 0.035 (25% < 0) | 0.0150 ± 0.0071 | 0.0200 ± 0.0000 |" in text
     seed_1 = (tmp_path / "cmp" / "seed_1" / "comparison.md").read_text()
     assert "| mtl | +0.050 (25% < 0) | 0.0100 | 0.0200 |" in seed_1
+
+
+def test_baselines_reuse_another_comparisons_single_task_models_with_the_same_recipe(tmp_path, fake_training,
+                                                                                    capsys):
+    """--baselines DIR: a single-task model DIR trained with the same recipe is scored where it is, its folder left
+    as it was (no score cache written there); one trained with another recipe is trained here, saying why."""
+    main(["compare", str(tmp_path / "config.yaml"), "--seeds", "1,2"])  # the first comparison, in cmp/
+    first = tmp_path / "cmp"
+    for folder in first.glob("seed_*/single-*"):  # model files: scoring them here would cache their scores
+        (folder / "model.safetensors").write_bytes(b"weights")
+    before = {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()}
+    # the second comparison: other output_dir, fr capped (its single-task recipe changes), de as before
+    (tmp_path / "second.yaml").write_text(yaml.safe_dump({"base": "config.yaml", "output_dir": str(tmp_path / "cmp2"),
+                                                          "max_rows_per_language": {"fr": 5}}))
+    fake_training.clear()
+    main(["compare", str(tmp_path / "second.yaml"), "--seeds", "1,2", "--baselines", str(first)])
+    assert sorted(fake_training) == [("seed_1", "mtl", 1), ("seed_1", "single-fr", 1),
+                                     ("seed_2", "mtl", 2), ("seed_2", "single-fr", 2)]  # single-de: reused
+    out = capsys.readouterr().out
+    assert (f"compare: training single-fr here: {first / 'seed_1' / 'single-fr'} was trained with another recipe "
+            "(max_rows_per_language: {} -> {'fr': 5})") in out
+    assert {p: p.stat().st_mtime_ns for p in first.rglob("*") if p.is_file()} == before  # nothing written there
+    report = json.loads((tmp_path / "cmp2" / "comparison.json").read_text())
+    assert report["reused"] == {"1": {"single-de": str(first / "seed_1" / "single-de")},
+                                "2": {"single-de": str(first / "seed_2" / "single-de")}}
+    assert report["table"][0]["single"]["bleu"]["per_seed"] == [10, 12]  # de's single-task BLEU, from cmp/
+    assert not (tmp_path / "cmp2" / "seed_1" / "single-de").exists()
+    text = (tmp_path / "cmp2" / "comparison.md").read_text()
+    assert f"`{first / 'seed_1' / 'single-de'}`, `{first / 'seed_2' / 'single-de'}`" in text
