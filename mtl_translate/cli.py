@@ -283,9 +283,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--retrain", action="store_true", help="train again even where a run already has results")
     p.add_argument("--seeds", type=int_list, default=None,
                    help="e.g. 1,2,3: train every model once per seed (in OUTPUT_DIR/seed_<s>/) and report mean ± std")
-    p.add_argument("--baselines", default=None, metavar="DIR",
-                   help="another comparison's output_dir: its single-task models (single-<lang>/, per seed "
-                        "seed_<s>/single-<lang>/) are used, not retrained, where trained with the same recipe")
+    p.add_argument("--baselines", action="append", default=[], metavar="DIR",
+                   help="another comparison's output_dir (repeatable): its single-task models (single-<lang>/, per "
+                        "seed seed_<s>/single-<lang>/) are used, not retrained, where trained with the same recipe")
     p.set_defaults(func=cmd_compare)
 
     p = sub.add_parser("evaluate", help="BLEU, chrF and placeholder accuracy per language on a dataset split")

@@ -76,12 +76,13 @@ def comparison_rows(recipe: Recipe) -> list[dict]:
 
 
 def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, retrain: bool = False,
-                   seeds: list[int] | None = None, baselines: str | None = None) -> dict:
+                   seeds: list[int] | None = None, baselines: list[str] | None = None) -> dict:
     """Train every model, score all on the same rows, report. A run whose folder has results from the same recipe
     (up to `NON_MODEL_KEYS`) is reused; one trained with another recipe is retrained, saying which keys differ.
     `seeds`: every model once per seed, in `<output_dir>/seed_<s>/`, and a table of mean ± std over seeds.
-    `baselines`: another comparison's output_dir whose single-task models are used where they were trained with the
-    same recipe (its `single-<lang>/`, per seed `seed_<s>/single-<lang>/`), read there, never written over."""
+    `baselines`: other comparisons' output_dirs whose single-task models are used where they were trained with the
+    same recipe (their `single-<lang>/`, per seed `seed_<s>/single-<lang>/`; the first that has one), read there,
+    never written over."""
     if not recipe.data.test_split:
         raise ValueError("compare scores every model on the test split: set test_split (it is null).")
     if seeds is not None and (len(seeds) < 2 or len(set(seeds)) < len(seeds)):
@@ -89,10 +90,10 @@ def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, re
                          "for one run with another seed, set --seed instead.")
     rows = comparison_rows(recipe)  # the recipe's seed draws them: every seed's models are scored on the same rows
     if seeds is None:
-        return compare_once(recipe, variants or {}, retrain, rows, baselines and Path(baselines))
+        return compare_once(recipe, variants or {}, retrain, rows, [Path(b) for b in baselines or []])
     root = Path(recipe.training.output_dir)
     reports = [compare_once(*with_seed(recipe, variants or {}, seed, root / f"seed_{seed}"), retrain, rows,
-                            baselines and Path(baselines, f"seed_{seed}")) for seed in seeds]
+                            [Path(b, f"seed_{seed}") for b in baselines or []]) for seed in seeds]
     first = reports[0]
     report = {"seeds": seeds, "languages": first["languages"], "max_steps": first["max_steps"],
               "batch_size": first["batch_size"], "test_rows": first["test_rows"],
@@ -116,9 +117,9 @@ def with_seed(recipe: Recipe, variants: dict[str, Recipe], seed: int, folder: Pa
 
 
 def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, rows: list[dict],
-                 baselines: Path | None = None) -> dict:
+                 baselines: list[Path] = ()) -> dict:
     """One model per variant and language, trained (or reused) under the recipe's output_dir and scored on `rows`;
-    a single-task model not there yet is taken from `baselines` when trained there with the same recipe."""
+    a single-task model not there yet is taken from the first of `baselines` that trained it with the same recipe."""
     from .train import run
 
     root = Path(recipe.training.output_dir)
@@ -129,14 +130,15 @@ def compare_once(recipe: Recipe, variants: dict[str, Recipe], retrain: bool, row
     seconds, reused = {}, {}
     for name, run_recipe in runs.items():
         folder = Path(run_recipe.training.output_dir)
-        other = baselines / name if baselines is not None and name.startswith("single-") else None
-        if not retrain and other and not (folder / "eval_results.json").exists() \
-                and (other / "eval_results.json").exists():
-            changes = recipe_changes(other, run_recipe)
-            if not changes:
-                run_recipe.training.output_dir = reused[name] = str(other)  # scored and timed there
+        if not retrain and name.startswith("single-") and not (folder / "eval_results.json").exists():
+            others = [b / name for b in baselines if (b / name / "eval_results.json").exists()]
+            same = [other for other in others if not recipe_changes(other, run_recipe)]
+            if same:
+                run_recipe.training.output_dir = reused[name] = str(same[0])  # scored and timed there
                 continue
-            print(f"compare: training {name} here: {other} was trained with another recipe ({listed(changes)})")
+            for other in others:
+                print(f"compare: training {name} here: {other} was trained with another recipe "
+                      f"({listed(recipe_changes(other, run_recipe))})")
         if not retrain and (folder / "eval_results.json").exists():
             changes = recipe_changes(folder, run_recipe)
             if not changes:

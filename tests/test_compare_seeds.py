@@ -279,3 +279,13 @@ def test_baselines_reuse_another_comparisons_single_task_models_with_the_same_re
     assert not (tmp_path / "cmp2" / "seed_1" / "single-de").exists()
     text = (tmp_path / "cmp2" / "comparison.md").read_text()
     assert f"`{first / 'seed_1' / 'single-de'}`, `{first / 'seed_2' / 'single-de'}`" in text
+    # with both comparisons as baselines, the first that trained a model with the same recipe provides it
+    (tmp_path / "third.yaml").write_text(yaml.safe_dump({"base": "second.yaml", "output_dir": str(tmp_path / "cmp3")}))
+    fake_training.clear()
+    main(["compare", str(tmp_path / "third.yaml"), "--seeds", "1,2", "--baselines", str(first),
+          "--baselines", str(tmp_path / "cmp2")])
+    assert sorted(fake_training) == [("seed_1", "mtl", 1), ("seed_2", "mtl", 2)]
+    assert "training single-fr here" not in capsys.readouterr().out
+    reused = json.loads((tmp_path / "cmp3" / "comparison.json").read_text())["reused"]["1"]
+    assert reused == {"single-de": str(first / "seed_1" / "single-de"),
+                      "single-fr": str(tmp_path / "cmp2" / "seed_1" / "single-fr")}
