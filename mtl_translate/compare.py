@@ -88,6 +88,9 @@ def run_comparison(recipe: Recipe, variants: dict[str, Recipe] | None = None, re
     if seeds is not None and (len(seeds) < 2 or len(set(seeds)) < len(seeds)):
         raise ValueError(f"seeds {seeds}: give at least 2 different seeds (a std needs two), e.g. --seeds 1,2,3; "
                          "for one run with another seed, set --seed instead.")
+    for folder in baselines or []:
+        if not Path(folder).is_dir():
+            raise ValueError(f"--baselines {folder}: no such folder; give the output_dir of an earlier comparison")
     rows = comparison_rows(recipe)  # the recipe's seed draws them: every seed's models are scored on the same rows
     if seeds is None:
         return compare_once(recipe, variants or {}, retrain, rows, [Path(b) for b in baselines or []])

@@ -289,3 +289,11 @@ def test_baselines_reuse_another_comparisons_single_task_models_with_the_same_re
     reused = json.loads((tmp_path / "cmp3" / "comparison.json").read_text())["reused"]["1"]
     assert reused == {"single-de": str(first / "seed_1" / "single-de"),
                       "single-fr": str(tmp_path / "cmp2" / "seed_1" / "single-fr")}
+
+
+def test_baselines_that_are_not_a_folder_are_an_error(tmp_path, fake_training, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        main(["compare", str(tmp_path / "config.yaml"), "--seeds", "1,2", "--baselines", str(tmp_path / "nowhere")])
+    assert (f"mtl-translate compare: error: --baselines {tmp_path / 'nowhere'}: no such folder; give the output_dir "
+            "of an earlier comparison") == exit_info.value.code
+    assert fake_training == []
