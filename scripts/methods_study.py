@@ -14,6 +14,8 @@ import argparse
 import json
 from pathlib import Path
 
+from mtl_translate.compare import mean_std
+
 GAIN = 1.0  # BLEU the sparse language must gain
 
 
@@ -55,12 +57,12 @@ def main(argv=None) -> None:
     print(f"Goal: {goal} (mean Δ BLEU over seeds {report['seeds']}), {args.comparison}\n")
     print(f"| rank | run | {' | '.join(f'Δ BLEU {lang}' for lang in langs)} | Δ BLEU mean | goal |")
     print("|" + "---|" * (len(langs) + 4))
+    missed = {run: failures({lang: rows[lang][run]["bleu"] for lang in langs}, args.sparse) for run in ranked}
     for i, run in enumerate(ranked, 1):
-        cells = [f"{rows[lang][run]['bleu']['mean']:+.2f} ± {rows[lang][run]['bleu']['std']:.2f}"
-                 for lang in [*langs, "mean"]]
-        missed = failures({lang: rows[lang][run]["bleu"] for lang in langs}, args.sparse)
-        print(f"| {i} | {run} | {' | '.join(cells)} | {'met' if not missed else 'missed: ' + '; '.join(missed)} |")
-    met = [run for run in ranked if not failures({lang: rows[lang][run]["bleu"] for lang in langs}, args.sparse)]
+        cells = [mean_std(rows[lang][run]["bleu"], "+") for lang in [*langs, "mean"]]
+        verdict = "missed: " + "; ".join(missed[run]) if missed[run] else "met"
+        print(f"| {i} | {run} | {' | '.join(cells)} | {verdict} |")
+    met = [run for run in ranked if not missed[run]]
     print(f"\nmeet the goal: {', '.join(met) or 'none'}")
     excluded = set(filter(None, args.exclude.split(",")))
     print(f"best {args.top}: {', '.join([run for run in ranked if run not in excluded][:args.top])}")
